@@ -1,0 +1,75 @@
+"""calico-oke: Calico network policy on Oracle OKE as a Pulumi component, plus the manifest pipeline behind it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CalicoError,
+    ChecksumMismatchError,
+    CompatibilityError,
+    ConfigurationError,
+    GuardError,
+    ManifestFetchError,
+    ManifestShapeError,
+    UnsupportedVersionError,
+)
+from .fetch import FetchOptions, fetch_manifest
+from .parsing import K8sObject, dump_manifest, parse_manifest
+from .releases import (
+    NETWORK_TYPES,
+    NODE_OSES,
+    RELEASES,
+    SUPPORTED_VERSIONS,
+    NetworkType,
+    NodeOS,
+    Release,
+    check_compatibility,
+    get_release,
+)
+from .render import RenderResult, render
+from .transforms import TransformOptions, transform
+
+if TYPE_CHECKING:
+    from .component import Calico, CalicoArgs
+
+__all__ = [
+    "NETWORK_TYPES",
+    "NODE_OSES",
+    "RELEASES",
+    "SUPPORTED_VERSIONS",
+    "Calico",
+    "CalicoArgs",
+    "CalicoError",
+    "ChecksumMismatchError",
+    "CompatibilityError",
+    "ConfigurationError",
+    "FetchOptions",
+    "GuardError",
+    "K8sObject",
+    "ManifestFetchError",
+    "ManifestShapeError",
+    "NetworkType",
+    "NodeOS",
+    "Release",
+    "RenderResult",
+    "TransformOptions",
+    "UnsupportedVersionError",
+    "check_compatibility",
+    "dump_manifest",
+    "fetch_manifest",
+    "get_release",
+    "parse_manifest",
+    "render",
+    "transform",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The Pulumi component is imported on first use, so the CLI and the pure layers start
+    # without loading the Pulumi SDK.
+    if name in ("Calico", "CalicoArgs"):
+        from . import component
+
+        return getattr(component, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

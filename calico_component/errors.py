@@ -1,0 +1,35 @@
+"""The package's exception tree: every failure a user can act on is a CalicoError."""
+
+from __future__ import annotations
+
+
+class CalicoError(Exception):
+    """Base class of every error raised by calico-oke."""
+
+
+class ConfigurationError(CalicoError, ValueError):
+    """An input has a value the component cannot use (bad network type, node OS, CIDR, ...)."""
+
+
+class UnsupportedVersionError(ConfigurationError):
+    """A Calico version is not in the release table and no digest was given for it."""
+
+
+class CompatibilityError(CalicoError):
+    """Strict mode: the Calico / Kubernetes combination was not tested by Oracle."""
+
+
+class ManifestFetchError(CalicoError):
+    """The manifest could not be obtained (network, HTTP status, timeout, offline, missing file)."""
+
+
+class ChecksumMismatchError(ManifestFetchError):
+    """The manifest bytes do not match the expected SHA-256 digest."""
+
+
+class ManifestShapeError(CalicoError):
+    """The manifest does not have the shape the documented edits expect."""
+
+
+class GuardError(CalicoError):
+    """A documented precondition of the OKE procedure is not met (existing nodes, virtual nodes, ...)."""

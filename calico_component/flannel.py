@@ -1,0 +1,365 @@
+"""Flannel removal as Pulumi dynamic resources: disable the OKE Flannel add-on, delete kube-flannel-ds.
+
+Both resources are idempotent (an add-on already disabled or a DaemonSet already absent is
+success), report drift on ``pulumi refresh`` (``addon_state`` / ``present`` outputs), and do
+nothing on destroy: re-enabling flannel under a cluster whose pod network is Calico would
+break it, so destroy only forgets them (see README, "What destroy does").
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+DEFAULT_FLANNEL_ADDON_NAME = "Flannel"
+FLANNEL_NAMESPACE = "kube-system"
+FLANNEL_DAEMONSET = "kube-flannel-ds"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value unknown during preview
+_GONE_STATES = frozenset({"DELETED", "ABSENT"})
+_WORK_REQUEST_DONE = "SUCCEEDED"
+_WORK_REQUEST_FAILED = frozenset({"FAILED", "CANCELED", "CANCELING"})
+
+
+class FlannelRemovalError(Exception):
+    """A flannel removal step failed; the message says which and why."""
+
+
+# --- OKE add-on -------------------------------------------------------------------------------
+
+
+def _oci_client(props: dict[str, Any]) -> Any:
+    import oci
+
+    kwargs: dict[str, Any] = {
+        "retry_strategy": oci.retry.NoneRetryStrategy(),
+        "timeout": (10.0, float(props.get("request_timeout_seconds") or 60)),
+    }
+    if props.get("endpoint"):
+        kwargs["service_endpoint"] = props["endpoint"]
+    auth = props.get("auth") or "api_key"
+    if auth == "instance_principal":
+        signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
+        config: dict[str, Any] = {"region": props.get("region") or signer.region}
+        return oci.container_engine.ContainerEngineClient(config, signer=signer, **kwargs)
+    if auth == "resource_principal":
+        signer = oci.auth.signers.get_resource_principals_signer()
+        config = {"region": props.get("region") or signer.region}
+        return oci.container_engine.ContainerEngineClient(config, signer=signer, **kwargs)
+    try:
+        config = oci.config.from_file(
+            file_location=props.get("config_file") or oci.config.DEFAULT_LOCATION,
+            profile_name=props.get("profile") or oci.config.DEFAULT_PROFILE,
+        )
+    except oci.exceptions.ClientError as exc:
+        raise FlannelRemovalError(
+            f"cannot load the OCI config to disable the {props.get('addon_name')} add-on: {exc}. "
+            "Configure ~/.oci/config (or set oci_profile / oci_auth), or set disable_flannel_addon=False "
+            "to skip the OKE add-on step"
+        ) from exc
+    if props.get("region"):
+        config["region"] = props["region"]
+    return oci.container_engine.ContainerEngineClient(config, **kwargs)
+
+
+def _addon_state(client: Any, cluster_id: str, addon_name: str) -> str:
+    import oci
+
+    try:
+        return str(client.get_addon(cluster_id, addon_name).data.lifecycle_state)
+    except oci.exceptions.ServiceError as exc:
+        if exc.status == 404:
+            return "ABSENT"
+        raise FlannelRemovalError(
+            f"reading OKE add-on {addon_name} of {cluster_id} failed: HTTP {exc.status} {exc.code}: {exc.message}"
+        ) from exc
+    except oci.exceptions.RequestException as exc:
+        raise FlannelRemovalError(f"reading OKE add-on {addon_name} of {cluster_id} failed: {exc}") from exc
+
+
+def _wait_work_request(client: Any, work_request_id: str, props: dict[str, Any]) -> None:
+    timeout = float(props.get("timeout_seconds") or 900)
+    poll = float(props.get("poll_seconds") or 5)
+    deadline = time.monotonic() + timeout
+    status = "UNKNOWN"
+    while True:
+        wr = client.get_work_request(work_request_id).data
+        status = str(wr.status)
+        if status == _WORK_REQUEST_DONE:
+            return
+        if status in _WORK_REQUEST_FAILED:
+            raise FlannelRemovalError(
+                f"OKE work request {work_request_id} disabling add-on {props['addon_name']} ended {status}; "
+                "see the work request's errors in the OCI console, fix the cause, and run `pulumi up` again"
+            )
+        if time.monotonic() + poll > deadline:
+            raise FlannelRemovalError(
+                f"OKE work request {work_request_id} disabling add-on {props['addon_name']} still {status} after "
+                f"{timeout:g}s; it may still finish: check it, then run `pulumi up` again (raise timeout if needed)"
+            )
+        time.sleep(poll)
+
+
+def disable_addon(props: dict[str, Any]) -> dict[str, Any]:
+    """Make sure the add-on is disabled (and its resources removed); already disabled is success."""
+    import oci
+
+    client = _oci_client(props)
+    cluster_id, name = props["cluster_id"], props["addon_name"]
+    state = _addon_state(client, cluster_id, name)
+    work_request_id = None
+    if state not in _GONE_STATES:
+        try:
+            response = client.disable_addon(cluster_id, name, bool(props.get("remove_resources", True)))
+        except oci.exceptions.ServiceError as exc:
+            if exc.status != 404:
+                raise FlannelRemovalError(
+                    f"disabling OKE add-on {name} of {cluster_id} failed: HTTP {exc.status} {exc.code}: {exc.message}"
+                ) from exc
+        except oci.exceptions.RequestException as exc:
+            raise FlannelRemovalError(f"disabling OKE add-on {name} of {cluster_id} failed: {exc}") from exc
+        else:
+            work_request_id = response.headers.get("opc-work-request-id")
+            if work_request_id:
+                _wait_work_request(client, work_request_id, props)
+        state = "DELETED"
+    return {**props, "addon_state": state, "work_request_id": work_request_id}
+
+
+class OkeAddonDisabledProvider(dyn.ResourceProvider):
+    """CRUD for "this OKE cluster add-on is disabled" through the official OCI SDK."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        failures = []
+        first_create = not olds
+        nodes = news.get("existing_node_count")
+        if first_create and isinstance(nodes, int) and nodes > 0 and not news.get("allow_existing_nodes"):
+            failures.append(dyn.CheckFailure(
+                "existing_node_count",
+                f"cluster {news.get('cluster_id')} already has {nodes} worker node(s). Replacing flannel with "
+                "Calico only affects nodes created afterwards, so Oracle recommends not doing it on a cluster with "
+                "worker nodes. Create node pools after Calico (depends_on=[calico]), or set "
+                "allow_existing_nodes=True and recycle the existing nodes yourself.",
+            ))
+        return dyn.CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        keys = ("cluster_id", "addon_name", "remove_resources", "endpoint", "region", "profile", "auth")
+        changed = [k for k in keys if olds.get(k) != news.get(k)]
+        drifted = olds.get("addon_state") not in _GONE_STATES
+        replaces: list[str] = [k for k in ("cluster_id", "addon_name") if k in changed]
+        return dyn.DiffResult(
+            changes=bool(changed) or drifted,
+            replaces=replaces,
+            delete_before_replace=False,
+        )
+
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        outs = disable_addon(props)
+        return dyn.CreateResult(f"{props['cluster_id']}/{props['addon_name']}", outs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        state = _addon_state(_oci_client(props), props["cluster_id"], props["addon_name"])
+        return dyn.ReadResult(id_, {**props, "addon_state": state})
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        return dyn.UpdateResult(disable_addon(news))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        # Deliberately a no-op: re-enabling flannel on a Calico cluster breaks its pod network.
+        return None
+
+
+class OkeAddonDisabled(dyn.Resource):
+    """The OKE cluster add-on ``addon_name`` (default ``Flannel``) is disabled with its resources removed."""
+
+    addon_state: pulumi.Output[str]
+    work_request_id: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cluster_id: pulumi.Input[str],
+        addon_name: str = DEFAULT_FLANNEL_ADDON_NAME,
+        remove_resources: bool = True,
+        region: str | None = None,
+        profile: str | None = None,
+        config_file: str | None = None,
+        auth: str = "api_key",
+        endpoint: str | None = None,
+        timeout_seconds: float = 900,
+        poll_seconds: float = 5,
+        existing_node_count: pulumi.Input[int] | None = None,
+        allow_existing_nodes: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "cluster_id": cluster_id,
+            "addon_name": addon_name,
+            "remove_resources": remove_resources,
+            "region": region,
+            "profile": profile,
+            "config_file": config_file,
+            "auth": auth,
+            "endpoint": endpoint,
+            "timeout_seconds": timeout_seconds,
+            "poll_seconds": poll_seconds,
+            "existing_node_count": existing_node_count,
+            "allow_existing_nodes": allow_existing_nodes,
+            "addon_state": None,
+            "work_request_id": None,
+        }
+        super().__init__(OkeAddonDisabledProvider(), name, props, opts)
+
+
+# --- kube-flannel-ds --------------------------------------------------------------------------
+
+
+def _k8s_api(props: dict[str, Any]) -> Any:
+    import yaml
+    from kubernetes import config
+
+    kubeconfig = props.get("kubeconfig")
+    try:
+        if kubeconfig:
+            api_client = config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                yaml.safe_load(kubeconfig), context=props.get("context")
+            )
+        else:
+            api_client = config.new_client_from_config(context=props.get("context"))  # type: ignore[no-untyped-call]
+    except (config.ConfigException, yaml.YAMLError, TypeError) as exc:
+        raise FlannelRemovalError(
+            f"cannot load a kubeconfig to remove {props.get('namespace')}/{props.get('name')}: {exc}. "
+            "Pass kubeconfig= to CalicoArgs, or set KUBECONFIG"
+        ) from exc
+    return api_client
+
+
+def _daemonset_present(props: dict[str, Any]) -> bool:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api = client.AppsV1Api(_k8s_api(props))
+    try:
+        api.read_namespaced_daemon_set(props["name"], props["namespace"], _request_timeout=30)
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise FlannelRemovalError(
+            f"reading DaemonSet {props['namespace']}/{props['name']} failed: HTTP {exc.status} {exc.reason}"
+        ) from exc
+
+
+def delete_daemonset(props: dict[str, Any]) -> dict[str, Any]:
+    """Delete the DaemonSet (foreground) and wait until it is gone; already absent is success."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api = client.AppsV1Api(_k8s_api(props))
+    ns, name = props["namespace"], props["name"]
+    existed = True
+    try:
+        api.delete_namespaced_daemon_set(
+            name, ns, body=client.V1DeleteOptions(propagation_policy="Foreground"), _request_timeout=30
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise FlannelRemovalError(f"deleting DaemonSet {ns}/{name} failed: HTTP {exc.status} {exc.reason}") from exc
+        existed = False
+    deadline = time.monotonic() + float(props.get("timeout_seconds") or 300)
+    while existed and _daemonset_present(props):
+        if time.monotonic() > deadline:
+            raise FlannelRemovalError(
+                f"DaemonSet {ns}/{name} still exists {props.get('timeout_seconds')}s after deletion; "
+                "check for finalizers, then run `pulumi up` again"
+            )
+        time.sleep(1)
+    return {**props, "present": False, "existed": existed}
+
+
+def _node_count(props: dict[str, Any]) -> int:
+    from kubernetes import client
+
+    return len(client.CoreV1Api(_k8s_api(props)).list_node(_request_timeout=30).items)
+
+
+class DaemonSetAbsentProvider(dyn.ResourceProvider):
+    """CRUD for "this DaemonSet does not exist" through the official Kubernetes client."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        failures = []
+        first_create = not olds
+        if (
+            first_create
+            and news.get("check_nodes")
+            and not news.get("allow_existing_nodes")
+            and news.get("kubeconfig") != _UNKNOWN
+        ):
+            try:
+                if _daemonset_present(news) and (count := _node_count(news)) > 0:
+                    failures.append(dyn.CheckFailure(
+                        "allow_existing_nodes",
+                        f"the cluster already has {count} node(s) running flannel. Replacing flannel with Calico "
+                        "only affects nodes created afterwards; create nodes after Calico, or set "
+                        "allow_existing_nodes=True and recycle the existing nodes yourself.",
+                    ))
+            except FlannelRemovalError as exc:
+                failures.append(dyn.CheckFailure("kubeconfig", str(exc)))
+        return dyn.CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        changed = [k for k in ("namespace", "name") if olds.get(k) != news.get(k)]
+        return dyn.DiffResult(changes=bool(changed) or bool(olds.get("present")), replaces=changed)
+
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        return dyn.CreateResult(f"{props['namespace']}/{props['name']}", delete_daemonset(props))
+
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        return dyn.ReadResult(id_, {**props, "present": _daemonset_present(props)})
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        return dyn.UpdateResult(delete_daemonset(news))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        # Deliberately a no-op: destroy never brings flannel back.
+        return None
+
+
+class DaemonSetAbsent(dyn.Resource):
+    """The DaemonSet ``namespace/name`` (default ``kube-system/kube-flannel-ds``) does not exist."""
+
+    present: pulumi.Output[bool]
+    existed: pulumi.Output[bool]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        kubeconfig: pulumi.Input[str] | None = None,
+        context: str | None = None,
+        namespace: str = FLANNEL_NAMESPACE,
+        daemonset_name: str = FLANNEL_DAEMONSET,
+        timeout_seconds: float = 300,
+        check_nodes: bool = True,
+        allow_existing_nodes: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "kubeconfig": pulumi.Output.secret(kubeconfig) if kubeconfig is not None else None,
+            "context": context,
+            "namespace": namespace,
+            "name": daemonset_name,
+            "timeout_seconds": timeout_seconds,
+            "check_nodes": check_nodes,
+            "allow_existing_nodes": allow_existing_nodes,
+            "present": None,
+            "existed": None,
+        }
+        super().__init__(
+            DaemonSetAbsentProvider(), name, props,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])),
+        )

@@ -1,0 +1,243 @@
+"""The Calico release table: versions Oracle lists, pinned manifest digests, tested Kubernetes versions."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from .errors import CompatibilityError, ConfigurationError, UnsupportedVersionError
+
+NetworkType = Literal["flannel-overlay", "vcn-native"]
+NodeOS = Literal["oracle-linux-7", "oracle-linux-8", "oracle-linux-9"]
+ManifestFile = Literal["calico.yaml", "calico-policy-only.yaml", "calico-typha.yaml"]
+
+NETWORK_TYPES: tuple[NetworkType, ...] = get_args(NetworkType)
+NODE_OSES: tuple[NodeOS, ...] = get_args(NodeOS)
+MANIFEST_FILES: tuple[ManifestFile, ...] = get_args(ManifestFile)
+
+#: Which upstream manifest each OKE network type uses (PROCEDURE.md, table "Why").
+MANIFEST_FOR_NETWORK: dict[NetworkType, ManifestFile] = {
+    "flannel-overlay": "calico.yaml",
+    "vcn-native": "calico-policy-only.yaml",
+}
+
+#: OKE's ``cluster_pod_network_options[].cni_type`` value for each network type.
+OKE_CNI_TYPE: dict[NetworkType, str] = {
+    "flannel-overlay": "FLANNEL_OVERLAY",
+    "vcn-native": "OCI_VCN_IP_NATIVE",
+}
+
+#: Kubernetes minor versions in Oracle's table (columns).
+KUBERNETES_MINORS: tuple[str, ...] = ("1.30", "1.31", "1.32", "1.33")
+
+UPSTREAM_BASE_URL = "https://raw.githubusercontent.com/projectcalico/calico"
+
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+
+# SHA-256 of each upstream file at its release tag (facts from shared/calico-manifests/SHA256SUMS).
+_PINNED_SHA256: dict[tuple[str, ManifestFile], str] = {
+    ("3.25.1", "calico-policy-only.yaml"): "b0cbf6c86a09c34f1a25fa00c211b0538a567d63281924ef5f76522af41dcd35",
+    ("3.25.1", "calico-typha.yaml"): "832d521ea656165473198516af6bd9af22d2853b66200a5c79ca0590f32363ef",
+    ("3.25.1", "calico.yaml"): "907e3aa4ef102526a020735bbc053611b8c284bcadcbbb476f9ba46a4fd78329",
+    ("3.26.1", "calico-policy-only.yaml"): "612b0395719e728948564e7db51fc807ab12d3035f4fde60af1827e814aec3b3",
+    ("3.26.1", "calico-typha.yaml"): "cb3c9aeefaf581c20f15214c467d0fb7b2d07fc1af473410af069d1f69281aaf",
+    ("3.26.1", "calico.yaml"): "5e71ad6c338050de4bd8c1d580f7f8862de6da0029d253e220c055922bd624b9",
+    ("3.26.4", "calico-policy-only.yaml"): "b343c2155dbb4111b4f6cb30f2428563654a36f57a20d6a9c7265e57a22fd97a",
+    ("3.26.4", "calico-typha.yaml"): "8ca7b4f1e984d428680df12f8fe0361b52240b0ea4ad30942cf8ed06d5a7b9b0",
+    ("3.26.4", "calico.yaml"): "022563a4c47a6904fe244591f35fdc377ed1c72a9455172d9f04c987e2947852",
+    ("3.27.2", "calico-policy-only.yaml"): "ff2024c29ea2d6dfa96955983bd93e20b03a3b76c6d723c8953c69c25d2d8468",
+    ("3.27.2", "calico-typha.yaml"): "9c7f1ea74b9e4dca72a375aa512983890a43fd67575b2b9132e77228461cacd6",
+    ("3.27.2", "calico.yaml"): "8d8bf4efcb1bd14a1f907200cf96b101c0ca1a58925aaedafd0231cd49aac144",
+    ("3.28.0", "calico-policy-only.yaml"): "c7e45c51b9b484d2e9af6891fe37724dc6f22d31a86597d756be89e85bd60c84",
+    ("3.28.0", "calico-typha.yaml"): "847fe66a4e87d1c03f630c6f9b3f6cf82a8ef3bc1d74925a96a3cebdff58efe4",
+    ("3.28.0", "calico.yaml"): "93e7f39c3f93f9dc67ee2386aa7240d8d13ff62e54535a2f5f6432e8c6c0f24f",
+    ("3.28.2", "calico-policy-only.yaml"): "908c6248676651c31d234cbff96df30ba0dde69752b28085a342ed99ce955f09",
+    ("3.28.2", "calico-typha.yaml"): "a350c2184c092492bf550b8f623b111c92705f28c5c324d50deb5632b00404fe",
+    ("3.28.2", "calico.yaml"): "be59408bf990e96276f631d2f9285c2a0f9802194c0ad1cecdb6d9c52623a1c8",
+    ("3.29.2", "calico-policy-only.yaml"): "ca76969aa32f3e2094d79e732b5ebb55d4556a5cf0881f9fcfa78ed712a401e1",
+    ("3.29.2", "calico-typha.yaml"): "bca8b463a97c1850195ecf7cb16a14ddb140227de276ca744150140f9ca3f0bf",
+    ("3.29.2", "calico.yaml"): "999fe49427009aa1e6cc627061f9d54142c0d9dbe764350a70b4a5ac23c16afc",
+    ("3.30.0", "calico-policy-only.yaml"): "0a3ba91e70d58eb19789cbd76ab736b86f145d953a5fa6bf04245204f798d499",
+    ("3.30.0", "calico-typha.yaml"): "238cf808c20787a7188c4eb0e203883ec7d68819a8960a87523257cabe54d58f",
+    ("3.30.0", "calico.yaml"): "cfa6f94645138e0a7e567ffb819ac8d1066734b6873c3e2a8f224b7cc812b248",
+}
+
+# Oracle's "tested (and supported)" cell per Calico version. The source lost the cell of
+# the last four rows; the placement is inferred from release dates (PROCEDURE.md).
+_TESTED_ON: dict[str, tuple[str | None, bool]] = {
+    "3.25.1": (None, False),
+    "3.26.1": (None, False),
+    "3.26.4": (None, False),
+    "3.27.2": (None, False),
+    "3.28.0": ("1.30", True),
+    "3.28.2": ("1.31", True),
+    "3.29.2": ("1.32", True),
+    "3.30.0": ("1.33", True),
+}
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Calico release in Oracle's table."""
+
+    version: str
+    tested_kubernetes: str | None
+    tested_is_inferred: bool
+
+    def manifest_url(self, file: ManifestFile, base_url: str = UPSTREAM_BASE_URL) -> str:
+        """Upstream URL of one manifest file of this release."""
+        return manifest_url(self.version, file, base_url)
+
+    def sha256(self, file: ManifestFile) -> str:
+        """Pinned SHA-256 of one manifest file of this release."""
+        return _PINNED_SHA256[(self.version, file)]
+
+    def tested_with(self, kubernetes_minor: str) -> bool:
+        """True when Oracle lists this release as tested on that Kubernetes minor."""
+        return self.tested_kubernetes == kubernetes_minor
+
+
+@dataclass(frozen=True)
+class ManifestRef:
+    """What to fetch for a render: the file, its upstream URL and the digest it must have."""
+
+    version: str
+    file: ManifestFile
+    url: str
+    sha256: str
+    pinned: bool
+
+
+RELEASES: dict[str, Release] = {
+    v: Release(version=v, tested_kubernetes=k, tested_is_inferred=inferred) for v, (k, inferred) in _TESTED_ON.items()
+}
+SUPPORTED_VERSIONS: tuple[str, ...] = tuple(RELEASES)
+
+
+def normalize_version(version: str) -> str:
+    """Accept ``3.28.0`` or ``v3.28.0``; return ``3.28.0``; reject anything else."""
+    if not isinstance(version, str):
+        raise ConfigurationError(f"calico_version must be a string like '3.28.0', got {version!r}")
+    m = _VERSION_RE.match(version.strip())
+    if not m:
+        raise ConfigurationError(
+            f"calico_version {version!r} is not a version like '3.28.0'; "
+            f"supported versions: {', '.join(SUPPORTED_VERSIONS)}"
+        )
+    return ".".join(m.groups())
+
+
+def manifest_url(version: str, file: ManifestFile, base_url: str = UPSTREAM_BASE_URL) -> str:
+    """``<base>/v<version>/manifests/<file>`` for the upstream layout."""
+    return f"{base_url.rstrip('/')}/v{normalize_version(version)}/manifests/{file}"
+
+
+def get_release(version: str) -> Release:
+    """Look a version up in the table, or raise UnsupportedVersionError."""
+    v = normalize_version(version)
+    try:
+        return RELEASES[v]
+    except KeyError:
+        raise UnsupportedVersionError(
+            f"Calico {v} is not in Oracle's tested table ({', '.join(SUPPORTED_VERSIONS)}); "
+            "pick one of those, or pass the manifest's SHA-256 explicitly (--sha256 / manifest_sha256) "
+            "to use an unlisted version at your own risk"
+        ) from None
+
+
+def validate_network_type(value: str) -> NetworkType:
+    """Return ``value`` as a NetworkType or raise ConfigurationError naming the valid ones."""
+    for nt in NETWORK_TYPES:
+        if value == nt:
+            return nt
+    raise ConfigurationError(
+        f"network type {value!r} is not supported; expected one of {', '.join(NETWORK_TYPES)} "
+        "(flannel-overlay: Calico replaces flannel; vcn-native: policy only beside the OCI VCN-native CNI)"
+    )
+
+
+def validate_node_os(value: str) -> NodeOS:
+    """Return ``value`` as a NodeOS or raise ConfigurationError naming the valid ones."""
+    for os_name in NODE_OSES:
+        if value == os_name:
+            return os_name
+    raise ConfigurationError(f"node OS {value!r} is not supported; expected one of {', '.join(NODE_OSES)}")
+
+
+def validate_sha256(value: str) -> str:
+    """Return a lowercase 64-hex digest or raise ConfigurationError."""
+    v = value.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", v):
+        raise ConfigurationError(f"SHA-256 digest {value!r} is not 64 hexadecimal characters")
+    return v
+
+
+def resolve_manifest(version: str, network_type: NetworkType, sha256: str | None = None) -> ManifestRef:
+    """Work out which file to fetch and which digest it must match.
+
+    A digest given by the user is authoritative. Without one, a version from the table is
+    checked against its pin, and a version outside the table is refused.
+    """
+    v = normalize_version(version)
+    file = MANIFEST_FOR_NETWORK[validate_network_type(network_type)]
+    url = manifest_url(v, file)
+    if sha256 is not None:
+        return ManifestRef(v, file, url, validate_sha256(sha256), pinned=False)
+    release = get_release(v)
+    return ManifestRef(v, file, url, release.sha256(file), pinned=True)
+
+
+def kubernetes_minor(kubernetes_version: str) -> str:
+    """``v1.33.1`` / ``1.33`` / ``v1.33.1-oke`` -> ``1.33``."""
+    m = re.match(r"^v?(\d+)\.(\d+)", kubernetes_version.strip())
+    if not m:
+        raise ConfigurationError(f"Kubernetes version {kubernetes_version!r} is not like 'v1.33.1'")
+    return f"{m.group(1)}.{m.group(2)}"
+
+
+class UntestedCombinationWarning(UserWarning):
+    """Oracle did not test this Calico / Kubernetes combination."""
+
+
+def check_compatibility(version: str, kubernetes_version: str, *, strict: bool = False) -> str | None:
+    """Warn (or raise, if ``strict``) when Oracle did not test the combination.
+
+    Returns the warning text, or None for a tested combination.
+    """
+    v = normalize_version(version)
+    minor = kubernetes_minor(kubernetes_version)
+    release = RELEASES.get(v)
+    if release is not None and release.tested_with(minor):
+        return None
+    if release is None:
+        msg = f"Calico {v} is not in Oracle's table; it has not been tested on OKE with Kubernetes {minor}"
+    elif release.tested_kubernetes is None:
+        msg = f"Oracle lists Calico {v} as not tested on any of Kubernetes {', '.join(KUBERNETES_MINORS)}"
+    else:
+        msg = (
+            f"Oracle did not test Calico {v} on Kubernetes {minor}; it is tested on {release.tested_kubernetes}"
+            + (" (placement inferred, see README)" if release.tested_is_inferred else "")
+        )
+    tested = [f"{r.version} on {r.tested_kubernetes}" for r in RELEASES.values() if r.tested_with(minor)]
+    hint = f"; tested for {minor}: {', '.join(tested)}" if tested else ""
+    msg += hint + ". Oracle supports only tested combinations."
+    if strict:
+        raise CompatibilityError(msg + " Turn off strict_version_check to proceed anyway.")
+    warnings.warn(msg, UntestedCombinationWarning, stacklevel=2)
+    return msg
+
+
+def version_table() -> list[tuple[str, dict[str, str]]]:
+    """Rows for display: version -> {k8s minor: 'tested' | 'tested (inferred)' | 'not tested'}."""
+    rows = []
+    for r in RELEASES.values():
+        cells = {}
+        for minor in KUBERNETES_MINORS:
+            if r.tested_with(minor):
+                cells[minor] = "tested (inferred)" if r.tested_is_inferred else "tested"
+            else:
+                cells[minor] = "not tested"
+        rows.append((r.version, cells))
+    return rows

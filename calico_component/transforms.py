@@ -1,0 +1,366 @@
+"""Pure manifest transforms: one function per documented edit, composed per OKE network type.
+
+Every function takes a manifest (a list of objects) and returns a new list. The input is
+never mutated: an edited object is a deep copy, untouched objects are shared with the
+input and must be treated as read-only. Applying a composed transform to its own output
+returns an equal manifest (no double edits).
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from .errors import ConfigurationError, ManifestShapeError
+from .parsing import K8sObject, Manifest, describe
+from .releases import NetworkType, NodeOS, validate_network_type, validate_node_os
+
+CALICO_NODE_NAMESPACE = "kube-system"
+CALICO_NODE_NAME = "calico-node"
+
+#: Env vars section B step 3.6 adds to the calico-node container, in the document's order.
+VCN_NATIVE_ENV: tuple[tuple[str, str], ...] = (
+    ("FELIX_INTERFACEPREFIX", "oci"),
+    ("NO_DEFAULT_POOLS", "true"),
+    ("FELIX_CHAININSERTMODE", "Append"),
+    ("FELIX_IPTABLESMANGLEALLOWACTION", "Return"),
+)
+NFT_ENV: tuple[str, str] = ("FELIX_IPTABLESBACKEND", "NFT")
+VCN_NATIVE_REMOVED_VOLUMES: tuple[str, ...] = ("cni-bin-dir", "cni-net-dir", "cni-log-dir")
+VCN_NATIVE_REMOVED_MOUNTS: tuple[str, ...] = ("cni-net-dir", "cni-log-dir")
+TYPHA_SERVICE_ENV = "FELIX_TYPHAK8SSERVICENAME"
+
+#: Node images whose iptables uses the nftables backend. Oracle documents the NFT setting
+#: for Oracle Linux 8; Oracle Linux 9 ships the same iptables-nft backend only, so it gets
+#: the same setting. Oracle Linux 7 uses legacy iptables and gets nothing.
+NFT_NODE_OSES: frozenset[str] = frozenset({"oracle-linux-8", "oracle-linux-9"})
+
+_REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$")
+
+Step = Callable[[Manifest], Manifest]
+
+
+@dataclass(frozen=True)
+class TransformOptions:
+    """What to apply: the mode, the worker node OS and the opt-in extras (off by default)."""
+
+    network_type: NetworkType
+    node_os: NodeOS
+    image_registry: str | None = None
+    pod_cidr: str | None = None
+    typha_replicas: int | None = None
+    version: str = "unknown"  # only used in error messages
+
+    def __post_init__(self) -> None:
+        validate_network_type(self.network_type)
+        validate_node_os(self.node_os)
+        if self.image_registry is not None:
+            validate_registry(self.image_registry)
+        if self.pod_cidr is not None:
+            validate_pod_cidr(self.pod_cidr)
+            if self.network_type != "flannel-overlay":
+                raise ConfigurationError(
+                    f"pod_cidr {self.pod_cidr!r} applies only to flannel-overlay; in vcn-native mode pods take "
+                    "VCN addresses and Calico creates no IP pools (NO_DEFAULT_POOLS=true). Remove pod_cidr."
+                )
+        if self.typha_replicas is not None:
+            if isinstance(self.typha_replicas, bool) or not isinstance(self.typha_replicas, int) or not (
+                0 <= self.typha_replicas <= 100
+            ):
+                raise ConfigurationError(f"typha_replicas must be a whole number from 0 to 100, got {self.typha_replicas!r}")
+            if self.network_type != "vcn-native":
+                raise ConfigurationError(
+                    "typha_replicas applies only to vcn-native: calico.yaml (flannel-overlay) has no calico-typha "
+                    "Deployment. Remove typha_replicas."
+                )
+
+
+def validate_registry(registry: str) -> str:
+    """A registry prefix such as ``iad.ocir.io/mytenancy/calico``; no scheme, no tag."""
+    r = registry.strip().rstrip("/")
+    if not r or "://" in r or not _REGISTRY_RE.match(r):
+        raise ConfigurationError(
+            f"image registry {registry!r} is not a registry prefix like 'iad.ocir.io/mytenancy/calico' "
+            "(lowercase host[:port]/path, no scheme, no tag)"
+        )
+    return r
+
+
+def validate_pod_cidr(cidr: str) -> str:
+    """An IPv4 network such as ``10.244.0.0/16``."""
+    try:
+        return str(ipaddress.IPv4Network(cidr, strict=True))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"pod CIDR {cidr!r} is not an IPv4 network like '10.244.0.0/16' ({exc}); use the cluster's pods CIDR"
+        ) from exc
+
+
+def _shape(version: str, where: str, field: str, problem: str) -> ManifestShapeError:
+    return ManifestShapeError(
+        f"Calico {version} manifest: {where}: {field} {problem}; the upstream manifest no longer matches "
+        "Oracle's documented edits, so nothing was transformed. Pin a supported version or report this."
+    )
+
+
+def _find_calico_node(manifest: Manifest, version: str) -> int:
+    for i, obj in enumerate(manifest):
+        meta = obj.get("metadata") or {}
+        if (
+            obj.get("kind") == "DaemonSet"
+            and meta.get("name") == CALICO_NODE_NAME
+            and meta.get("namespace", CALICO_NODE_NAMESPACE) == CALICO_NODE_NAMESPACE
+        ):
+            return i
+    raise _shape(version, f"DaemonSet {CALICO_NODE_NAMESPACE}/{CALICO_NODE_NAME}", "the object", "is missing")
+
+
+def _pod_spec(obj: K8sObject, version: str) -> dict[str, Any]:
+    spec = obj.get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    pod = template.get("spec") if isinstance(template, dict) else None
+    if not isinstance(pod, dict):
+        raise _shape(version, describe(obj), "spec.template.spec", "is missing")
+    return pod
+
+
+def _container(pod: dict[str, Any], obj: K8sObject, version: str) -> dict[str, Any]:
+    for c in pod.get("containers") or []:
+        if isinstance(c, dict) and c.get("name") == CALICO_NODE_NAME:
+            return c
+    raise _shape(version, describe(obj), f"spec.template.spec.containers[name={CALICO_NODE_NAME}]", "is missing")
+
+
+def edit_calico_node(
+    manifest: Manifest, version: str, edit: Callable[[dict[str, Any], dict[str, Any], str], None]
+) -> Manifest:
+    """Return a new manifest whose calico-node DaemonSet is a copy edited by ``edit(pod, container, where)``."""
+    index = _find_calico_node(manifest, version)
+    ds = copy.deepcopy(manifest[index])
+    pod = _pod_spec(ds, version)
+    container = _container(pod, ds, version)
+    edit(pod, container, describe(ds))
+    out = list(manifest)
+    out[index] = ds
+    return out
+
+
+def _names(items: Any) -> list[str]:
+    return [str(i.get("name")) for i in items or [] if isinstance(i, dict)]
+
+
+# --- one function per documented edit -----------------------------------------------------
+
+
+def remove_init_containers(manifest: Manifest, version: str = "unknown") -> Manifest:
+    """B.3.1: drop ``spec.template.spec.initContainers`` of calico-node entirely."""
+
+    def edit(pod: dict[str, Any], _c: dict[str, Any], where: str) -> None:
+        if "initContainers" not in pod:
+            raise _shape(version, where, "spec.template.spec.initContainers", "is missing")
+        del pod["initContainers"]
+
+    return edit_calico_node(manifest, version, edit)
+
+
+def remove_env(manifest: Manifest, name: str, version: str = "unknown") -> Manifest:
+    """B.3.2: drop one env var from the calico-node container."""
+
+    def edit(_p: dict[str, Any], c: dict[str, Any], where: str) -> None:
+        env = c.get("env") or []
+        if name not in _names(env):
+            raise _shape(version, where, f"containers[calico-node].env[{name}]", "is missing")
+        c["env"] = [e for e in env if e.get("name") != name]
+
+    return edit_calico_node(manifest, version, edit)
+
+
+def remove_env_from(manifest: Manifest, version: str = "unknown") -> Manifest:
+    """B.3.3: drop the container's ``envFrom`` (optional ConfigMap kubernetes-services-endpoint)."""
+
+    def edit(_p: dict[str, Any], c: dict[str, Any], where: str) -> None:
+        if "envFrom" not in c:
+            raise _shape(version, where, "containers[calico-node].envFrom", "is missing")
+        del c["envFrom"]
+
+    return edit_calico_node(manifest, version, edit)
+
+
+def remove_volumes(manifest: Manifest, names: Iterable[str], version: str = "unknown") -> Manifest:
+    """B.3.4: drop named pod volumes; every one must exist."""
+    wanted = tuple(names)
+
+    def edit(pod: dict[str, Any], _c: dict[str, Any], where: str) -> None:
+        present = _names(pod.get("volumes"))
+        for n in wanted:
+            if n not in present:
+                raise _shape(version, where, f"spec.template.spec.volumes[{n}]", "is missing")
+        pod["volumes"] = [v for v in pod["volumes"] if v.get("name") not in wanted]
+
+    return edit_calico_node(manifest, version, edit)
+
+
+def remove_volume_mounts(manifest: Manifest, names: Iterable[str], version: str = "unknown") -> Manifest:
+    """B.3.5: drop named volume mounts of the calico-node container; every one must exist."""
+    wanted = tuple(names)
+
+    def edit(_p: dict[str, Any], c: dict[str, Any], where: str) -> None:
+        present = _names(c.get("volumeMounts"))
+        for n in wanted:
+            if n not in present:
+                raise _shape(version, where, f"containers[calico-node].volumeMounts[{n}]", "is missing")
+        c["volumeMounts"] = [m for m in c["volumeMounts"] if m.get("name") not in wanted]
+
+    return edit_calico_node(manifest, version, edit)
+
+
+def add_env(manifest: Manifest, pairs: Iterable[tuple[str, str]], version: str = "unknown") -> Manifest:
+    """A.5 / B.3.6: append env vars to calico-node. One already set to the same value is left alone;
+    one set to a different value is a conflict (ManifestShapeError)."""
+    wanted = tuple(pairs)
+
+    def edit(_p: dict[str, Any], c: dict[str, Any], where: str) -> None:
+        env = list(c.get("env") or [])
+        existing = {e.get("name"): e for e in env if isinstance(e, dict)}
+        for name, value in wanted:
+            current = existing.get(name)
+            if current is None:
+                item = {"name": name, "value": value}
+                env.append(item)
+                existing[name] = item
+            elif current.get("value") != value or "valueFrom" in current:
+                raise _shape(
+                    version, where, f"containers[calico-node].env[{name}]",
+                    f"is already set to {current.get('value', current.get('valueFrom'))!r}, not {value!r}",
+                )
+        c["env"] = env
+
+    return edit_calico_node(manifest, version, edit)
+
+
+def rewrite_image(image: str, registry: str) -> str:
+    """``docker.io/calico/node:v3.28.0`` -> ``<registry>/calico/node:v3.28.0``; already rewritten stays."""
+    reg = registry.rstrip("/")
+    if image.startswith(reg + "/"):
+        return image
+    first, sep, rest = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        image = rest
+    return f"{reg}/{image}"
+
+
+def rewrite_images(manifest: Manifest, registry: str) -> Manifest:
+    """Opt-in: point every container and init container image at a registry mirror (e.g. OCIR)."""
+    reg = validate_registry(registry)
+    out: Manifest = []
+    for obj in manifest:
+        spec = obj.get("spec")
+        template = spec.get("template") if isinstance(spec, dict) else None
+        if not (isinstance(template, dict) and isinstance(template.get("spec"), dict)):
+            out.append(obj)
+            continue
+        new = copy.deepcopy(obj)
+        pod = cast(dict[str, Any], new["spec"]["template"]["spec"])
+        for key in ("initContainers", "containers"):
+            for c in pod.get(key) or []:
+                if isinstance(c, dict) and isinstance(c.get("image"), str):
+                    c["image"] = rewrite_image(c["image"], reg)
+        out.append(new)
+    return out
+
+
+def set_replicas(manifest: Manifest, namespace: str, name: str, replicas: int, version: str = "unknown") -> Manifest:
+    """Opt-in: set ``spec.replicas`` of one Deployment (e.g. calico-typha for larger clusters)."""
+    for i, obj in enumerate(manifest):
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") == "Deployment" and meta.get("name") == name and meta.get("namespace") == namespace:
+            new = copy.deepcopy(obj)
+            spec = new.get("spec")
+            if not isinstance(spec, dict):
+                raise _shape(version, describe(obj), "spec", "is missing")
+            spec["replicas"] = replicas
+            out = list(manifest)
+            out[i] = new
+            return out
+    raise _shape(version, f"Deployment {namespace}/{name}", "the object", "is missing")
+
+
+# --- composition ----------------------------------------------------------------------------
+
+
+def _vcn_native_done(manifest: Manifest, version: str) -> bool:
+    """True when section B's edits are already in the manifest (so they must not run again)."""
+    ds = manifest[_find_calico_node(manifest, version)]
+    pod = _pod_spec(ds, version)
+    c = _container(pod, ds, version)
+    env = {e.get("name"): e.get("value") for e in c.get("env") or [] if isinstance(e, dict)}
+    if env.get("FELIX_INTERFACEPREFIX") != "oci":
+        return False
+    leftovers = []
+    if "initContainers" in pod:
+        leftovers.append("initContainers")
+    if TYPHA_SERVICE_ENV in env:
+        leftovers.append(f"env {TYPHA_SERVICE_ENV}")
+    if "envFrom" in c:
+        leftovers.append("envFrom")
+    leftovers += [f"volume {v}" for v in VCN_NATIVE_REMOVED_VOLUMES if v in _names(pod.get("volumes"))]
+    leftovers += [f"volumeMount {m}" for m in VCN_NATIVE_REMOVED_MOUNTS if m in _names(c.get("volumeMounts"))]
+    if leftovers:
+        raise ManifestShapeError(
+            f"Calico {version} manifest: {describe(ds)} is partly transformed for vcn-native "
+            f"(FELIX_INTERFACEPREFIX=oci is set but {', '.join(leftovers)} remain); start from the upstream file"
+        )
+    return True
+
+
+def vcn_native_steps(options: TransformOptions) -> list[Step]:
+    """Section B.3 in the document's order, plus NFT for nodes that need it."""
+    v = options.version
+    env = VCN_NATIVE_ENV + ((NFT_ENV,) if options.node_os in NFT_NODE_OSES else ())
+    return [
+        lambda m: remove_init_containers(m, v),
+        lambda m: remove_env(m, TYPHA_SERVICE_ENV, v),
+        lambda m: remove_env_from(m, v),
+        lambda m: remove_volumes(m, VCN_NATIVE_REMOVED_VOLUMES, v),
+        lambda m: remove_volume_mounts(m, VCN_NATIVE_REMOVED_MOUNTS, v),
+        lambda m: add_env(m, env, v),
+    ]
+
+
+def flannel_overlay_steps(options: TransformOptions) -> list[Step]:
+    """Section A.5 (NFT for Oracle Linux 8+) plus the opt-in pod CIDR."""
+    v = options.version
+    env: list[tuple[str, str]] = []
+    if options.pod_cidr is not None:
+        env.append(("CALICO_IPV4POOL_CIDR", validate_pod_cidr(options.pod_cidr)))
+    if options.node_os in NFT_NODE_OSES:
+        env.append(NFT_ENV)
+    if not env:
+        return []
+    return [lambda m: add_env(m, env, v)]
+
+
+def transform(manifest: Manifest, options: TransformOptions) -> Manifest:
+    """Apply every edit the options call for; the result of a failed step is never returned."""
+    steps: list[Step]
+    if options.network_type == "vcn-native":
+        steps = vcn_native_steps(options)
+        if _vcn_native_done(manifest, options.version):
+            steps = steps[-1:]  # only the (idempotent) env additions remain meaningful
+    else:
+        _find_calico_node(manifest, options.version)
+        steps = flannel_overlay_steps(options)
+    if options.typha_replicas is not None:
+        replicas = options.typha_replicas
+        steps.append(lambda m: set_replicas(m, CALICO_NODE_NAMESPACE, "calico-typha", replicas, options.version))
+    if options.image_registry is not None:
+        registry = options.image_registry
+        steps.append(lambda m: rewrite_images(m, registry))
+    result = manifest
+    for step in steps:
+        result = step(result)
+    return list(result)

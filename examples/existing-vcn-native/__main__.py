@@ -1,0 +1,28 @@
+"""Example: policy-only Calico on an existing VCN-native OKE cluster, found by OCID."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_oci as oci
+
+from calico_component import Calico, CalicoArgs
+
+config = pulumi.Config()
+cluster_id = config.require("clusterId")
+
+calico = Calico(
+    "calico",
+    CalicoArgs(
+        calico_version=config.get("calicoVersion") or "3.28.0",
+        # Explicit here so the example needs no lookups; leave both None to read them from the cluster.
+        network_type=config.get("networkType") or "vcn-native",
+        node_os=config.get("nodeOs") or "oracle-linux-8",
+        cluster_id=cluster_id,
+        kubeconfig=oci.containerengine.get_cluster_kube_config_output(cluster_id=cluster_id).content,
+        image_registry=config.get("imageRegistry"),
+    ),
+)
+
+pulumi.export("manifestUrl", calico.manifest_url)
+pulumi.export("manifestSha256", calico.manifest_sha256)
+pulumi.export("resources", calico.resource_names)

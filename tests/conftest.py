@@ -1,0 +1,81 @@
+"""Shared fixtures: where the upstream manifests come from, and a real HTTPS server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from calico_component.fetch import FetchOptions, fetch_manifest  # noqa: E402
+from calico_component.releases import MANIFEST_FILES, RELEASES, ManifestRef, manifest_url  # noqa: E402
+from tests.https_server import ManifestServer  # noqa: E402
+
+
+def _local_mirror() -> Path | None:
+    env = os.environ.get("CALICO_OKE_TEST_MIRROR")
+    if env:
+        p = Path(env)
+        if not p.is_dir():
+            raise RuntimeError(f"CALICO_OKE_TEST_MIRROR={env} is not a directory laid out as v<VERSION>/<file>")
+        return p
+    shared = REPO.parent / "shared" / "calico-manifests"
+    return shared if shared.is_dir() else None
+
+
+@functools.lru_cache(maxsize=1)
+def mirror_path() -> Path:
+    """A directory laid out as v<VERSION>/<file> with every pinned upstream file.
+
+    Taken from $CALICO_OKE_TEST_MIRROR or ../shared/calico-manifests; without either it
+    is downloaded once from upstream (each file verified against its pinned digest) into
+    the user cache, and laid out in a temporary directory.
+    """
+    local = _local_mirror()
+    if local is not None:
+        return local
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="calico-oke-test-mirror-"))
+    for release in RELEASES.values():
+        for file in MANIFEST_FILES:
+            ref = ManifestRef(release.version, file, manifest_url(release.version, file), release.sha256(file), True)
+            data = fetch_manifest(ref, FetchOptions(retries=3, timeout=60)).data
+            target = root / f"v{release.version}" / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return root
+
+
+@functools.cache
+def upstream_bytes(version: str, file: str) -> bytes:
+    return (mirror_path() / f"v{version}" / file).read_bytes()
+
+
+def upstream_objects(version: str, file: str) -> list[dict[str, Any]]:
+    """The upstream file parsed independently of the code under test (a fresh copy each call)."""
+    return [d for d in yaml.load_all(upstream_bytes(version, file), Loader=yaml.CSafeLoader) if d]
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    return mirror_path()
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture()
+def https_server(mirror: Path) -> Iterator[ManifestServer]:
+    with ManifestServer(mirror) as server:
+        yield server

@@ -1,0 +1,298 @@
+"""Find or build the pinned binaries the end-to-end suite needs (pulumi, provider, kube-apiserver, etcd)."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Pinned versions. Each is the nearest version the Go module proxy serves to what the
+# Python SDKs in requirements.txt ask for (see README, "End-to-end suite").
+PULUMI_VERSION = "v3.274.1"
+PULUMI_CLIPBOARD_REPLACE = "github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
+PROVIDER_MODULE = "github.com/pulumi/pulumi-kubernetes/provider/v4"
+PROVIDER_VERSION = "v4.0.0-20260115033456-f47bc2d6f199"
+PROVIDER_SDK_VERSION = "v4.24.0"
+KUBERNETES_VERSION = "v1.33.13"
+ETCD_VERSION = "v3.6.16"
+
+TOOL_NAMES = ("pulumi", "pulumi-resource-kubernetes", "kube-apiserver", "etcd")
+
+
+class ToolError(RuntimeError):
+    """A tool is missing and could not be built."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One binary: where to look for it and how to build it."""
+
+    name: str
+    version: str
+
+    @property
+    def cache_dir(self) -> Path:
+        return cache_root() / f"{self.name}-{self.version}"
+
+    @property
+    def cached_binary(self) -> Path:
+        return self.cache_dir / "bin" / self.name
+
+
+TOOLS = {
+    "pulumi": Tool("pulumi", PULUMI_VERSION),
+    "pulumi-resource-kubernetes": Tool("pulumi-resource-kubernetes", PROVIDER_VERSION),
+    "kube-apiserver": Tool("kube-apiserver", KUBERNETES_VERSION),
+    "etcd": Tool("etcd", ETCD_VERSION),
+}
+
+
+def cache_root() -> Path:
+    """Where built tools live: $CALICO_OKE_E2E_CACHE or ~/.cache/calico-oke-e2e."""
+    env = os.environ.get("CALICO_OKE_E2E_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "calico-oke-e2e"
+
+
+def _env_candidate(name: str) -> Path | None:
+    """A binary the user already has: KUBEBUILDER_ASSETS for envtest ones, else an explicit env var."""
+    if name in ("kube-apiserver", "etcd"):
+        assets = os.environ.get("KUBEBUILDER_ASSETS")
+        if assets:
+            p = Path(assets) / name
+            if p.is_file() and os.access(p, os.X_OK):
+                return p
+    var = "CALICO_OKE_E2E_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+    explicit = os.environ.get(var)
+    if explicit:
+        p = Path(explicit)
+        if not (p.is_file() and os.access(p, os.X_OK)):
+            raise ToolError(f"{var}={explicit} is not an executable file; unset it or point it at the {name} binary")
+        return p
+    return None
+
+
+def find(name: str, *, use_path: bool = True) -> Path | None:
+    """Return an existing binary for ``name`` (env var, PATH, then build cache) or None."""
+    found = _env_candidate(name)
+    if found:
+        return found
+    if use_path and os.environ.get("CALICO_OKE_E2E_IGNORE_PATH") != "1":
+        on_path = shutil.which(name)
+        if on_path:
+            return Path(on_path)
+    cached = TOOLS[name].cached_binary
+    if cached.is_file():
+        return cached
+    return None
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if not go:
+        raise ToolError(
+            "the Go toolchain is needed to build the e2e tools and is not on PATH; install Go 1.24+ "
+            "(e.g. apt-get install golang) or provide the binaries (see README, End-to-end suite)"
+        )
+    return go
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    full_env = dict(os.environ)
+    full_env.update({"GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"})
+    if env:
+        full_env.update(env)
+    with log.open("a") as fh:
+        fh.write(f"$ {' '.join(cmd)}  (in {cwd})\n")
+        fh.flush()
+        rc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=full_env).returncode
+    if rc != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise ToolError(f"command failed ({rc}): {' '.join(cmd)}\n--- last lines of {log} ---\n{tail}")
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _build_pulumi(work: Path, out: Path, log: Path) -> None:
+    go = _go()
+    _write(
+        work / "go.mod",
+        "module calicooke.local/pulumicli\n\ngo 1.24\n\n"
+        f"require (\n\tgithub.com/pulumi/pulumi/pkg/v3 {PULUMI_VERSION}\n"
+        f"\tgithub.com/pulumi/pulumi/sdk/v3 {PULUMI_VERSION}\n)\n\n"
+        f"replace github.com/atotto/clipboard => {PULUMI_CLIPBOARD_REPLACE}\n",
+    )
+    _run([go, "mod", "download", "github.com/pulumi/pulumi/pkg/v3"], work, log)
+    ldflags = f"-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version={PULUMI_VERSION}"
+    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"], work, log)
+
+
+def _build_provider(work: Path, out: Path, log: Path) -> None:
+    go = _go()
+    _run([go, "mod", "download", f"{PROVIDER_MODULE}@{PROVIDER_VERSION}"], work, log)
+    modcache = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
+    src = Path(modcache) / f"{PROVIDER_MODULE}@{PROVIDER_VERSION}"
+    copy = work / "provider"
+    shutil.copytree(src, copy)
+    for p in copy.rglob("*"):
+        p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    copy.chmod(copy.stat().st_mode | stat.S_IWUSR)
+    gomod = copy / "go.mod"
+    text = gomod.read_text()
+    # The repository points the SDK at a sibling checkout; take the published SDK module instead.
+    text = re.sub(
+        r"^replace github.com/pulumi/pulumi-kubernetes/sdk/v4 => \.\./sdk$",
+        f"replace github.com/pulumi/pulumi-kubernetes/sdk/v4 => github.com/pulumi/pulumi-kubernetes/sdk/v4 {PROVIDER_SDK_VERSION}",
+        text,
+        flags=re.M,
+    )
+    gomod.write_text(text)
+    cmd_dir = copy / "cmd" / "pulumi-resource-kubernetes"
+    plain_version = PROVIDER_VERSION.lstrip("v")
+    # main.go embeds schema-embed.json, which upstream generates and does not commit.
+    _run([go, "run", "generate.go"], cmd_dir, log, env={"VERSION": plain_version})
+    ldflags = f"-s -w -X {PROVIDER_MODULE}/pkg/version.Version={plain_version}"
+    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "./cmd/pulumi-resource-kubernetes"], copy, log)
+
+
+def _build_kube_apiserver(work: Path, out: Path, log: Path) -> None:
+    go = _go()
+    _run([go, "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], work, log)
+    modcache = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
+    upstream_mod = (Path(modcache) / "cache" / "download" / "k8s.io" / "kubernetes" / "@v" / f"{KUBERNETES_VERSION}.mod").read_text()
+    staging = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/src/", upstream_mod, flags=re.M)))
+    if not staging:
+        raise ToolError(f"no staging replaces found in k8s.io/kubernetes {KUBERNETES_VERSION} go.mod")
+    minor = KUBERNETES_VERSION.split(".", 1)[1]  # v1.33.13 -> 33.13
+    replaces = "\n".join(f"\t{m} => {m} v0.{minor}" for m in staging)
+    _write(
+        work / "go.mod",
+        f"module calicooke.local/kubeapiserver\n\ngo 1.24\n\nrequire k8s.io/kubernetes {KUBERNETES_VERSION}\n\n"
+        f"replace (\n{replaces}\n)\n",
+    )
+    major, mnr, _ = KUBERNETES_VERSION.lstrip("v").split(".")
+    stamp = [
+        f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
+        f"-X k8s.io/component-base/version.gitMajor={major}",
+        f"-X k8s.io/component-base/version.gitMinor={mnr}",
+        "-X k8s.io/component-base/version.gitTreeState=clean",
+        f"-X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}",
+        f"-X k8s.io/client-go/pkg/version.gitMajor={major}",
+        f"-X k8s.io/client-go/pkg/version.gitMinor={mnr}",
+    ]
+    ldflags = "-s -w " + " ".join(stamp)
+    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "k8s.io/kubernetes/cmd/kube-apiserver"], work, log)
+
+
+def _build_etcd(work: Path, out: Path, log: Path) -> None:
+    go = _go()
+    _write(
+        work / "go.mod",
+        f"module calicooke.local/etcd\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n",
+    )
+    _write(
+        work / "main.go",
+        "// Command etcd runs the etcd server from the pinned etcd server module.\n"
+        "package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\n"
+        "func main() { etcdmain.Main(os.Args) }\n",
+    )
+    _run([go, "mod", "tidy"], work, log)
+    _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."], work, log)
+
+
+BUILDERS = {
+    "pulumi": _build_pulumi,
+    "pulumi-resource-kubernetes": _build_provider,
+    "kube-apiserver": _build_kube_apiserver,
+    "etcd": _build_etcd,
+}
+
+
+def build(name: str) -> Path:
+    """Build one tool into its cache directory (atomically) and return the binary path."""
+    tool = TOOLS[name]
+    if tool.cached_binary.is_file():
+        return tool.cached_binary
+    cache_root().mkdir(parents=True, exist_ok=True)
+    log = cache_root() / f"{name}-{tool.version}.build.log"
+    log.write_text(f"building {name} {tool.version}\n")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"build-{name}-", dir=cache_root()) as tmp:
+        work = Path(tmp) / "src"
+        work.mkdir()
+        staged = Path(tmp) / "bin" / name
+        staged.parent.mkdir()
+        BUILDERS[name](work, staged, log)
+        tool.cache_dir.mkdir(parents=True, exist_ok=True)
+        final_bin = tool.cache_dir / "bin"
+        if not final_bin.exists():
+            os.replace(staged.parent, final_bin)
+    print(f"built {name} {tool.version} in {time.monotonic() - started:.0f}s -> {tool.cached_binary}", file=sys.stderr)
+    return tool.cached_binary
+
+
+def ensure(names: tuple[str, ...] = TOOL_NAMES, *, parallel: bool = True) -> dict[str, Path]:
+    """Return a path for every tool, building the missing ones (in parallel by default)."""
+    result: dict[str, Path] = {}
+    missing: list[str] = []
+    for name in names:
+        found = find(name)
+        if found:
+            result[name] = found
+        else:
+            missing.append(name)
+    if missing:
+        print(f"building e2e tools into {cache_root()}: {', '.join(missing)}", file=sys.stderr)
+        workers = len(missing) if parallel else 1
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(build, n): n for n in missing}
+            errors = []
+            for fut in concurrent.futures.as_completed(futures):
+                try:
+                    result[futures[fut]] = fut.result()
+                except ToolError as exc:
+                    errors.append(f"{futures[fut]}: {exc}")
+            if errors:
+                raise ToolError("\n".join(errors))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    ens = sub.add_parser("ensure", help="find or build every tool and print NAME=PATH lines")
+    ens.add_argument("--serial", action="store_true", help="build one tool at a time")
+    sub.add_parser("versions", help="print the pinned versions")
+    args = parser.parse_args(argv)
+    if args.cmd == "versions":
+        for name in TOOL_NAMES:
+            print(f"{name} {TOOLS[name].version}")
+        return 0
+    started = time.monotonic()
+    try:
+        paths = ensure(parallel=not args.serial)
+    except ToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name in TOOL_NAMES:
+        print(f"{name}={paths[name]}")
+    print(f"tools ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

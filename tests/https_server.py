@@ -1,0 +1,99 @@
+"""A real HTTPS server on 127.0.0.1 serving a manifest mirror, with scriptable misbehaviour for tests."""
+
+from __future__ import annotations
+
+import http.server
+import ssl
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import trustme
+
+
+@dataclass
+class Behaviour:
+    """How the server answers one path: fail N times with a status, delay, corrupt the body."""
+
+    fail_times: int = 0
+    fail_status: int = 503
+    status: int | None = None
+    delay: float = 0.0
+    corrupt: bool = False
+
+
+@dataclass
+class ManifestServer:
+    root: Path
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    requests: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._ca = trustme.CA()
+        cert = self._ca.issue_cert("127.0.0.1", "localhost")
+        self._tmp = tempfile.TemporaryDirectory(prefix="calico-oke-https-")
+        self.ca_file = Path(self._tmp.name) / "ca.pem"
+        self._ca.cert_pem.write_to_path(str(self.ca_file))
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(server_ctx)
+        self.client_context = ssl.create_default_context(cafile=str(self.ca_file))
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                outer.requests[path] += 1
+                b = outer.behaviours.get(path, Behaviour())
+                if b.delay:
+                    time.sleep(b.delay)
+                if b.fail_times > 0:
+                    b.fail_times -= 1
+                    self.send_error(b.fail_status)
+                    return
+                if b.status is not None:
+                    self.send_error(b.status)
+                    return
+                target = (outer.root / path.lstrip("/")).resolve()
+                if not target.is_file() or outer.root.resolve() not in target.parents:
+                    self.send_error(404)
+                    return
+                body = target.read_bytes()
+                if b.corrupt:
+                    body = body.replace(b"calico", b"calicX", 1)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/yaml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                    pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.socket = server_ctx.wrap_socket(self._httpd.socket, server_side=True)
+        self.base_url = f"https://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def url(self, version: str, file: str) -> str:
+        return f"{self.base_url}/v{version}/{file}"
+
+    def path(self, version: str, file: str) -> str:
+        return f"/v{version}/{file}"
+
+    def __enter__(self) -> ManifestServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+        self._tmp.cleanup()

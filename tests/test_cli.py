@@ -1,0 +1,155 @@
+"""The real ``python -m calico_component`` as a subprocess: output, exit codes and the error contract."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, upstream_objects
+from tests.https_server import ManifestServer
+
+VERSIONS = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "calico_component", *args], capture_output=True, text=True,
+                          env=full_env, cwd=REPO, timeout=120)
+
+
+def assert_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode != 0
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_render_all_versions_both_modes_both_os(version: str, mirror: Path, tmp_path: Path) -> None:
+    """render works for every version x mode x OS; output parses and has one doc per upstream object."""
+    for mode, file in (("flannel-overlay", "calico.yaml"), ("vcn-native", "calico-policy-only.yaml")):
+        for os_name in ("oracle-linux-7", "oracle-linux-8"):
+            out = tmp_path / f"{mode}-{os_name}.yaml"
+            proc = run("render", "--calico-version", version, "--network-type", mode, "--node-os", os_name,
+                       "--mirror", str(mirror), "--output", str(out))
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stdout == ""
+            docs = [d for d in yaml.safe_load_all(out.read_text()) if d]
+            assert len(docs) == len(upstream_objects(version, file))
+            ds = next(d for d in docs if d["kind"] == "DaemonSet" and d["metadata"]["name"] == "calico-node")
+            env = {e["name"]: e.get("value") for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert (env.get("FELIX_IPTABLESBACKEND") == "NFT") == (os_name == "oracle-linux-8")
+            assert (env.get("FELIX_INTERFACEPREFIX") == "oci") == (mode == "vcn-native")
+
+
+def test_render_to_stdout(mirror: Path) -> None:
+    """Without --output the YAML goes to stdout and nothing but it."""
+    proc = run("render", "--calico-version", "v3.28.0", "--network-type", "vcn-native", "--node-os",
+               "oracle-linux-8", "--mirror", str(mirror))
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert len(docs) == 34
+    assert proc.stderr == ""
+
+
+def test_render_over_https_with_image_registry(mirror: Path, tmp_path: Path) -> None:
+    """A https mirror (trusted via SSL_CERT_FILE) and --image-registry work through the CLI."""
+    with ManifestServer(mirror) as server:
+        proc = run("render", "--calico-version", "3.29.2", "--network-type", "flannel-overlay", "--node-os",
+                   "oracle-linux-7", "--mirror", server.base_url, "--image-registry", "iad.ocir.io/t/calico",
+                   env={"SSL_CERT_FILE": str(server.ca_file), "CALICO_OKE_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    images: list[Any] = []
+    for d in yaml.safe_load_all(proc.stdout):
+        pod = (d or {}).get("spec", {}).get("template", {}).get("spec")
+        if pod:
+            images += [c["image"] for k in ("initContainers", "containers") for c in pod.get(k, [])]
+    assert images and all(i.startswith("iad.ocir.io/t/calico/calico/") for i in images)
+
+
+def test_versions_lists_table_with_inferred_marks() -> None:
+    """versions prints all eight releases and marks the inferred tested cells as inferred."""
+    proc = run("versions")
+    assert proc.returncode == 0
+    for v in VERSIONS:
+        assert v in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("3.30.0"))
+    assert row.split("  ")[0] == "3.30.0" and row.rstrip().endswith("tested (inferred)")
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("3.25.1"))
+    assert "tested (" not in row and row.count("not tested") == 4
+
+
+def test_help_documents_every_flag() -> None:
+    """render --help names every flag of the contract."""
+    proc = run("render", "--help")
+    assert proc.returncode == 0
+    for flag in ("--calico-version", "--network-type", "--node-os", "--mirror", "--manifest", "--sha256",
+                 "--offline", "--image-registry", "--output"):
+        assert flag in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["render", "--calico-version", "3.31.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8"],
+         ["3.31.0", "--sha256"]),
+        (["render", "--calico-version", "3.28.0", "--network-type", "cilium", "--node-os", "oracle-linux-8"],
+         ["cilium", "vcn-native"]),
+        (["render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os", "windows"],
+         ["windows", "oracle-linux-8"]),
+        (["render", "--calico-version", "latest", "--network-type", "vcn-native", "--node-os", "oracle-linux-8"],
+         ["latest"]),
+        (["render", "--network-type", "vcn-native", "--node-os", "oracle-linux-8"], ["--calico-version"]),
+        (["render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+          "--mirror", "http://127.0.0.1:9/"], ["HTTPS only"]),
+        (["render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+          "--sha256", "xyz", "--offline"], ["xyz", "64 hexadecimal"]),
+        (["frobnicate"], ["frobnicate"]),
+    ],
+)
+def test_errors_are_one_line_on_stderr(args: list[str], needles: list[str]) -> None:
+    """Every bad input exits non-zero with a single 'error:' line naming the problem and nothing on stdout."""
+    assert_error(run(*args), *needles)
+
+
+def test_offline_without_cache_or_mirror_errors(tmp_path: Path) -> None:
+    """--offline with an empty cache and no mirror fails with a hint, without touching the network."""
+    proc = run("render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os",
+               "oracle-linux-8", "--offline", env={"CALICO_OKE_CACHE_DIR": str(tmp_path)})
+    assert_error(proc, "offline mode", "--mirror")
+
+
+def test_digest_mismatch_via_cli(mirror: Path) -> None:
+    """A wrong --sha256 for a mirrored file is a one-line checksum error naming both digests."""
+    proc = run("render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os",
+               "oracle-linux-8", "--mirror", str(mirror), "--sha256", "ab" * 32)
+    assert_error(proc, "SHA-256 mismatch", "ab" * 32, "c7e45c51b9b484d2e9af6891fe37724dc6f22d31a86597d756be89e85bd60c84")
+
+
+@pytest.mark.parametrize("body, needle", [(b"", "no Kubernetes objects"), (b"{{{ not: yaml", "not valid YAML"),
+                                          (b"- just\n- a list\n", "expected a Kubernetes object")])
+def test_empty_or_non_yaml_manifest(body: bytes, needle: str, tmp_path: Path) -> None:
+    """An empty or non-YAML manifest file is a clear one-line error."""
+    import hashlib
+
+    path = tmp_path / "m.yaml"
+    path.write_bytes(body)
+    proc = run("render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os",
+               "oracle-linux-8", "--manifest", str(path), "--sha256", hashlib.sha256(body).hexdigest())
+    assert_error(proc, needle)
+
+
+def test_output_to_unwritable_path(mirror: Path, tmp_path: Path) -> None:
+    """An --output path that cannot be written is a one-line error."""
+    proc = run("render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os",
+               "oracle-linux-8", "--mirror", str(mirror), "--output", str(tmp_path / "no" / "such" / "dir.yaml"))
+    assert_error(proc, "cannot write")

@@ -1,0 +1,211 @@
+"""The Calico component under Pulumi mocks: children, names, parents, ordering, flannel steps and guards."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pytest
+
+from calico_component import Calico, CalicoArgs
+from calico_component.errors import ConfigurationError, GuardError
+from tests.conftest import mirror_path, upstream_objects
+
+CLUSTER = "ocid1.cluster.oc1.iad.aaaa"
+
+
+@dataclass
+class Recorder(pulumi.runtime.Mocks):
+    """Records every registration and answers the OCI lookups from a scripted cluster."""
+
+    cni_type: str = "OCI_VCN_IP_NATIVE"
+    k8s_version: str = "v1.30.1"
+    node_pools: list[dict[str, Any]] = field(default_factory=list)
+    virtual_pools: list[dict[str, Any]] = field(default_factory=list)
+    registered: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        with self.lock:
+            self.registered.append((args.typ, args.name, args.inputs))
+        return f"{args.name}-id", args.inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.calls.append(args.token)
+        if args.token == "oci:ContainerEngine/getCluster:getCluster":
+            return {"compartmentId": "ocid1.compartment.x", "kubernetesVersion": self.k8s_version,
+                    "clusterPodNetworkOptions": [{"cniType": self.cni_type}]}, []
+        if args.token == "oci:ContainerEngine/getNodePools:getNodePools":
+            return {"nodePools": self.node_pools}, []
+        if args.token == "oci:ContainerEngine/getVirtualNodePools:getVirtualNodePools":
+            return {"virtualNodePools": self.virtual_pools}, []
+        raise AssertionError(f"unexpected invoke {args.token}")
+
+    def by_type(self, typ: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return [r for r in self.registered if r[0] == typ]
+
+
+@pytest.fixture()
+def mocks() -> Iterator[Recorder]:
+    rec = Recorder()
+    pulumi.runtime.set_mocks(rec, preview=False)
+    yield rec
+
+
+def _args(**kw: Any) -> CalicoArgs:
+    base: dict[str, Any] = dict(calico_version="3.28.0", network_type="vcn-native", node_os="oracle-linux-8",
+                                manifest_mirror=str(mirror_path()))
+    base.update(kw)
+    return CalicoArgs(**base)
+
+
+def _k8s(rec: Recorder) -> list[tuple[str, str, dict[str, Any]]]:
+    return [r for r in rec.registered if r[0].startswith("kubernetes:") and r[0] != "pulumi:providers:kubernetes"]
+
+
+def _api_kind(typ: str) -> tuple[str, str]:
+    _, api, kind = typ.split(":")
+    return api.removeprefix("core/"), kind
+
+
+@pulumi.runtime.test
+def test_vcn_native_registers_one_child_per_object(mocks: Recorder) -> Any:
+    """v3.28.0 vcn-native: 34 typed children, names from kind/namespace/name, documented calico-node DaemonSet."""
+    calico = Calico("calico", _args())
+
+    def check(values: list[Any]) -> None:
+        count, names, urns = values
+        assert count == 34
+        k8s = _k8s(mocks)
+        assert len(k8s) == 34
+        upstream = upstream_objects("3.28.0", "calico-policy-only.yaml")
+        assert sorted((*_api_kind(t), i["metadata"]["name"]) for t, _, i in k8s) == sorted(
+            (o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in upstream)
+        assert "calico-daemonset-kube-system-calico-node" in names
+        assert "calico-customresourcedefinition-ippools.crd.projectcalico.org" in names
+        assert not any("3.28" in n for n in names)
+        assert all("calico-oke:index:Calico$kubernetes:" in u for u in urns)
+        ds = next(i for t, n, i in k8s if n == "calico-daemonset-kube-system-calico-node")
+        pod = ds["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert "initContainers" not in pod and "envFrom" not in container
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["FELIX_INTERFACEPREFIX"] == "oci" and env["NO_DEFAULT_POOLS"] == "true"
+        assert env["FELIX_CHAININSERTMODE"] == "Append" and env["FELIX_IPTABLESMANGLEALLOWACTION"] == "Return"
+        assert env["FELIX_IPTABLESBACKEND"] == "NFT" and "FELIX_TYPHAK8SSERVICENAME" not in env
+        assert not {"cni-bin-dir", "cni-net-dir", "cni-log-dir"} & {v["name"] for v in pod["volumes"]}
+        assert not [r for r in mocks.registered if r[0].startswith("pulumi-python:dynamic")]
+        assert mocks.calls == []
+
+    urns = pulumi.Output.all(*[c.urn for c in calico._children.values()])
+    return pulumi.Output.all(calico.object_count, calico.resource_names, urns).apply(check)
+
+
+@pulumi.runtime.test
+def test_crds_registered_before_everything_else(mocks: Recorder) -> Any:
+    """Every CustomResourceDefinition is registered before any object that depends on it."""
+    calico = Calico("calico", _args())
+
+    def check(_: Any) -> None:
+        kinds = [t for t, _, _ in _k8s(mocks)]
+        last_crd = max(i for i, t in enumerate(kinds) if t.endswith(":CustomResourceDefinition"))
+        first_other = min(i for i, t in enumerate(kinds) if not t.endswith(":CustomResourceDefinition"))
+        assert last_crd < first_other
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+@pulumi.runtime.test
+def test_flannel_overlay_removal_steps_come_first(mocks: Recorder) -> Any:
+    """flannel-overlay: add-on disable, then kube-flannel-ds removal, then 31 Calico objects from calico.yaml."""
+    mocks.cni_type = "FLANNEL_OVERLAY"
+    calico = Calico("calico", _args(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig="apiVersion: v1"))
+
+    def check(_: Any) -> None:
+        order = [n for t, n, _ in mocks.registered if t not in ("pulumi:providers:kubernetes", "calico-oke:index:Calico")]
+        assert order[:2] == ["calico-flannel-addon", "calico-flannel-daemonset"]
+        assert len(_k8s(mocks)) == 31
+        addon = next(i for t, n, i in mocks.registered if n == "calico-flannel-addon")
+        assert addon["cluster_id"] == CLUSTER and addon["addon_name"] == "Flannel"
+        assert addon["existing_node_count"] == 0
+        ds = next(i for t, n, i in mocks.registered if n == "calico-flannel-daemonset")
+        assert (ds["namespace"], ds["name"]) == ("kube-system", "kube-flannel-ds")
+        assert mocks.by_type("pulumi:providers:kubernetes")
+        assert "oci:ContainerEngine/getNodePools:getNodePools" in mocks.calls
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+@pulumi.runtime.test
+def test_flannel_removal_without_addon_step(mocks: Recorder) -> Any:
+    """disable_flannel_addon=False skips the OKE step but still removes kube-flannel-ds, with no OCI lookups."""
+    calico = Calico("calico", _args(network_type="flannel-overlay", disable_flannel_addon=False))
+
+    def check(_: Any) -> None:
+        names = [n for _, n, _ in mocks.registered]
+        assert "calico-flannel-daemonset" in names and "calico-flannel-addon" not in names
+        assert mocks.calls == []
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+@pulumi.runtime.test
+def test_names_stable_across_versions(mocks: Recorder) -> Any:
+    """Objects present in two Calico versions get the same logical name, so upgrades update in place."""
+    a = Calico("calico", _args(calico_version="3.28.0"))
+    b = Calico("calico2", _args(calico_version="3.29.2"))
+
+    def check(values: list[Any]) -> None:
+        na = {n.removeprefix("calico-") for n in values[0]}
+        nb = {n.removeprefix("calico2-") for n in values[1]}
+        assert len(na & nb) >= 30
+        assert "daemonset-kube-system-calico-node" in na & nb
+
+    return pulumi.Output.all(a.resource_names, b.resource_names).apply(check)
+
+
+@pulumi.runtime.test
+def test_detection_from_cluster(mocks: Recorder) -> Any:
+    """With only cluster_id, network type and node OS come from the cluster and its node pool images."""
+    mocks.node_pools = [{"state": "ACTIVE", "nodeConfigDetails": [{"size": 3}],
+                         "nodeImageName": "Oracle-Linux-8.10-2024.09.30-0-OKE-1.30.1-747"}]
+    mocks.k8s_version = "v1.30.1"
+    calico = Calico("calico", _args(network_type=None, node_os=None, cluster_id=CLUSTER))
+
+    def check(values: list[Any]) -> None:
+        assert values == ["vcn-native", "oracle-linux-8", 34]
+
+    return pulumi.Output.all(calico.network_type, calico.node_os, calico.object_count).apply(check)
+
+
+@pytest.mark.parametrize(
+    "setup, kwargs, error, needle",
+    [
+        (lambda m: None, dict(network_type="flannel-overlay"), ConfigurationError, "needs cluster_id"),
+        (lambda m: setattr(m, "cni_type", "OCI_VCN_IP_NATIVE"), dict(network_type="flannel-overlay",
+                                                                    cluster_id=CLUSTER), GuardError, "contradicts"),
+        (lambda m: setattr(m, "virtual_pools", [{"state": "ACTIVE", "displayName": "vnp1", "id": "v"}]),
+         dict(network_type="flannel-overlay", cluster_id=CLUSTER), GuardError, "virtual node pool"),
+        (lambda m: None, dict(network_type=None), ConfigurationError, "required without cluster_id"),
+        (lambda m: None, dict(network_type="weave"), ConfigurationError, "weave"),
+        (lambda m: None, dict(calico_version="3.31.0"), ConfigurationError, "Calico 3.31.0 is not in Oracle"),
+        (lambda m: None, dict(calico_version="3.28.0", strict_version_check=True, kubernetes_version="1.33"),
+         Exception, "did not test Calico 3.28.0 on Kubernetes 1.33"),
+        (lambda m: None, dict(node_os=None, cluster_id=pulumi.Output.from_input(CLUSTER)), ConfigurationError,
+         "set both explicitly"),
+    ],
+)
+def test_guards_fail_before_anything_is_registered(setup: Any, kwargs: dict[str, Any], error: type[Exception],
+                                                   needle: str) -> None:
+    """Each refusal raises a clear error from the constructor, before any Kubernetes child exists."""
+    rec = Recorder()
+    rec.cni_type = "FLANNEL_OVERLAY"
+    setup(rec)
+    pulumi.runtime.set_mocks(rec, preview=True)
+    with pytest.raises(error, match=needle):
+        Calico("calico", _args(**kwargs))
+    assert not _k8s(rec)

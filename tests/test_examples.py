@@ -1,0 +1,105 @@
+"""Every example program and the stack program run under Pulumi mocks and build what their READMEs promise."""
+
+from __future__ import annotations
+
+import runpy
+import threading
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from tests.conftest import REPO, mirror_path
+
+CLUSTER = "ocid1.cluster.oc1.iad.aaaaexample"
+
+
+class ExampleMocks(pulumi.runtime.Mocks):
+    """Answers the OCI lookups examples make and records registrations in order."""
+
+    def __init__(self) -> None:
+        self.registered: list[tuple[str, str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        with self.lock:
+            self.registered.append((args.typ, args.name, args.inputs))
+        return f"ocid1.{args.name}.mock", args.inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "oci:ContainerEngine/getClusterKubeConfig:getClusterKubeConfig":
+            return {"content": "apiVersion: v1\nkind: Config\n"}, []
+        if args.token == "oci:Identity/getAvailabilityDomains:getAvailabilityDomains":
+            return {"availabilityDomains": [{"name": "Uocm:US-ASHBURN-AD-1"}]}, []
+        raise AssertionError(f"unexpected invoke {args.token}")
+
+    def names(self, typ: str) -> list[str]:
+        return [n for t, n, _ in self.registered if t == typ]
+
+
+def run_program(path: Path, project: str, config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ExampleMocks:
+    monkeypatch.setenv("CALICO_OKE_MANIFEST_MIRROR", str(mirror_path()))
+    mocks = ExampleMocks()
+    pulumi.runtime.set_mocks(mocks, project=project, stack="test", preview=False)
+    pulumi.runtime.set_all_config({f"{project}:{k}": v for k, v in config.items()})
+
+    @pulumi.runtime.test
+    def program() -> None:
+        runpy.run_path(str(path), run_name="__main__")
+
+    try:
+        program()
+    finally:
+        pulumi.runtime.set_all_config({})
+    return mocks
+
+
+def test_new_flannel_cluster_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new-cluster example builds VCN, cluster, Calico with flannel removal, and a node pool after Calico."""
+    m = run_program(REPO / "examples/new-flannel-cluster/__main__.py", "calico-oke-new-flannel-cluster",
+                    {"compartmentId": "ocid1.compartment.oc1..x", "nodeImageId": "ocid1.image.oc1..x"}, monkeypatch)
+    order = [n for _, n, _ in m.registered]
+    assert m.names("oci:ContainerEngine/cluster:Cluster") == ["cluster"]
+    cluster = next(i for t, n, i in m.registered if n == "cluster")
+    assert cluster["clusterPodNetworkOptions"] == [{"cniType": "FLANNEL_OVERLAY"}]
+    assert cluster["type"] == "ENHANCED_CLUSTER"
+    assert order.index("calico-flannel-addon") < order.index("calico-flannel-daemonset")
+    calico_children = [n for t, n, _ in m.registered if t.startswith("kubernetes:")]
+    assert len(calico_children) == 31
+    last_calico = max(order.index(n) for n in calico_children)
+    assert order.index("workers") > last_calico
+
+
+def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The existing-cluster example installs policy-only Calico (34 objects) and touches no flannel or OCI add-on."""
+    m = run_program(REPO / "examples/existing-vcn-native/__main__.py", "calico-oke-existing-vcn-native",
+                    {"clusterId": CLUSTER}, monkeypatch)
+    assert len([t for t, _, _ in m.registered if t.startswith("kubernetes:")]) == 34
+    assert not [n for t, n, _ in m.registered if t.startswith("pulumi-python:dynamic") or "flannel" in n]
+    assert not [t for t, _, _ in m.registered if t.startswith("oci:")]
+
+
+def test_network_policy_demo_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policy demo adds a default-deny and a label-based allow NetworkPolicy after Calico."""
+    m = run_program(REPO / "examples/network-policy-demo/__main__.py", "calico-oke-network-policy-demo",
+                    {"kubeconfig": "apiVersion: v1"}, monkeypatch)
+    policies = {n: i for t, n, i in m.registered if t == "kubernetes:networking.k8s.io/v1:NetworkPolicy"}
+    assert policies["default-deny"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    allow = policies["allow-frontend"]["spec"]
+    assert allow["podSelector"] == {"matchLabels": {"app": "backend"}}
+    assert allow["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"role": "frontend"}}}]
+    order = [n for _, n, _ in m.registered]
+    calico_last = max(i for i, (t, n, _) in enumerate(m.registered) if n.startswith("calico-"))
+    assert order.index("default-deny") > calico_last
+
+
+def test_stack_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root stack program reads its settings from pulumi config and installs Calico."""
+    m = run_program(REPO / "__main__.py", "calico-oke",
+                    {"calicoVersion": "3.29.2", "networkType": "flannel-overlay", "nodeOs": "oracle-linux-7",
+                     "kubeconfig": "apiVersion: v1", "disableFlannelAddon": "false"}, monkeypatch)
+    assert "calico-flannel-daemonset" in [n for _, n, _ in m.registered]
+    assert "calico-flannel-addon" not in [n for _, n, _ in m.registered]
+    ds = next(i for t, n, i in m.registered if n == "calico-daemonset-kube-system-calico-node")
+    assert ds["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/calico/node:v3.29.2"

@@ -1,0 +1,218 @@
+"""Rendered manifests match Oracle's documented edits for every version, mode and node OS."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from calico_component import FetchOptions, ManifestShapeError, render
+from calico_component.errors import ConfigurationError
+from calico_component.parsing import parse_manifest
+from calico_component.transforms import TransformOptions, transform
+from tests.conftest import mirror_path, upstream_bytes, upstream_objects
+
+VERSIONS = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0"]
+FILES = {"flannel-overlay": "calico.yaml", "vcn-native": "calico-policy-only.yaml"}
+
+# Written from PROCEDURE.md section B.3.6 and A.5, not from the code.
+DOC_VCN_ENV = [
+    {"name": "FELIX_INTERFACEPREFIX", "value": "oci"},
+    {"name": "NO_DEFAULT_POOLS", "value": "true"},
+    {"name": "FELIX_CHAININSERTMODE", "value": "Append"},
+    {"name": "FELIX_IPTABLESMANGLEALLOWACTION", "value": "Return"},
+]
+DOC_NFT = {"name": "FELIX_IPTABLESBACKEND", "value": "NFT"}
+DOC_REMOVED_VOLUMES = {"cni-bin-dir", "cni-net-dir", "cni-log-dir"}
+DOC_REMOVED_MOUNTS = {"cni-net-dir", "cni-log-dir"}
+DOC_KEPT_VOLUMES = {"lib-modules", "var-run-calico", "var-lib-calico", "xtables-lock", "sys-fs", "bpffs", "nodeproc",
+                    "policysync"}
+
+
+def _is_calico_node(o: dict[str, Any]) -> bool:
+    return bool(o["kind"] == "DaemonSet" and o["metadata"]["name"] == "calico-node")
+
+
+def _container(ds: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "calico-node")
+
+
+def _render(version: str, mode: str, os_name: str, **kw: Any) -> list[dict[str, Any]]:
+    result = render(version, mode, os_name, fetch_options=FetchOptions(mirror=str(mirror_path())), **kw)
+    return [dict(o) for o in result.objects]
+
+
+def expected_calico_node(version: str, mode: str, os_name: str) -> dict[str, Any]:
+    """The upstream DaemonSet edited by hand the way the document says."""
+    ds = next(o for o in upstream_objects(version, FILES[mode]) if _is_calico_node(o))
+    pod = ds["spec"]["template"]["spec"]
+    c = _container(ds)
+    nft = [DOC_NFT] if os_name == "oracle-linux-8" else []
+    if mode == "vcn-native":
+        del pod["initContainers"]
+        c["env"] = [e for e in c["env"] if e["name"] != "FELIX_TYPHAK8SSERVICENAME"] + DOC_VCN_ENV + nft
+        del c["envFrom"]
+        pod["volumes"] = [v for v in pod["volumes"] if v["name"] not in DOC_REMOVED_VOLUMES]
+        c["volumeMounts"] = [m for m in c["volumeMounts"] if m["name"] not in DOC_REMOVED_MOUNTS]
+    else:
+        c["env"] = c["env"] + nft
+    return ds
+
+
+@pytest.mark.parametrize("os_name", ["oracle-linux-7", "oracle-linux-8"])
+@pytest.mark.parametrize("mode", ["flannel-overlay", "vcn-native"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_calico_node_matches_document_and_rest_is_untouched(version: str, mode: str, os_name: str) -> None:
+    """calico-node ends exactly as PROCEDURE.md describes and every other object equals upstream."""
+    rendered = _render(version, mode, os_name)
+    upstream = upstream_objects(version, FILES[mode])
+    assert len(rendered) == len(upstream)
+    for got, want in zip(rendered, upstream, strict=True):
+        if _is_calico_node(want):
+            assert got == expected_calico_node(version, mode, os_name)
+        else:
+            assert got == want
+    ds = next(o for o in rendered if _is_calico_node(o))
+    pod = ds["spec"]["template"]["spec"]
+    if mode == "vcn-native":
+        assert "initContainers" not in pod and "envFrom" not in _container(ds)
+        assert {v["name"] for v in pod["volumes"]} == DOC_KEPT_VOLUMES
+        assert not DOC_REMOVED_MOUNTS & {m["name"] for m in _container(ds)["volumeMounts"]}
+    nft = [e for e in _container(ds)["env"] if e["name"] == "FELIX_IPTABLESBACKEND"]
+    assert nft == ([DOC_NFT] if os_name == "oracle-linux-8" else [])
+
+
+def test_oracle_linux_9_gets_nft_like_oracle_linux_8() -> None:
+    """Oracle Linux 9 nodes (iptables-nft only) get the same NFT backend setting as Oracle Linux 8."""
+    for mode in FILES:
+        assert _render("3.28.0", mode, "oracle-linux-9") == _render("3.28.0", mode, "oracle-linux-8")
+
+
+@pytest.mark.parametrize("mode", ["flannel-overlay", "vcn-native"])
+@pytest.mark.parametrize("os_name", ["oracle-linux-7", "oracle-linux-8"])
+def test_transform_does_not_mutate_input_and_is_idempotent(mode: str, os_name: str) -> None:
+    """Transforms never mutate their input, and transforming twice equals transforming once."""
+    parsed = parse_manifest(upstream_bytes("3.30.0", FILES[mode]))
+    snapshot = copy.deepcopy(parsed)
+    opts = TransformOptions(network_type=mode, node_os=os_name, image_registry="iad.ocir.io/t/calico",  # type: ignore[arg-type]
+                            version="3.30.0")
+    once = transform(parsed, opts)
+    assert parsed == snapshot
+    twice = transform(once, opts)
+    assert twice == once
+    assert once != parsed
+
+
+def test_image_registry_rewrites_every_image() -> None:
+    """--image-registry points every container and init container at the mirror, keeping repo and tag."""
+    rendered = _render("3.28.0", "flannel-overlay", "oracle-linux-7", image_registry="iad.ocir.io/mytenancy/calico")
+    images = []
+    for o in rendered:
+        pod = o.get("spec", {}).get("template", {}).get("spec")
+        if pod:
+            images += [c["image"] for k in ("initContainers", "containers") for c in pod.get(k, [])]
+    assert images and all(i.startswith("iad.ocir.io/mytenancy/calico/calico/") for i in images)
+    assert "iad.ocir.io/mytenancy/calico/calico/node:v3.28.0" in images
+    assert not any("docker.io" in i for i in images)
+
+
+def test_image_registry_is_off_by_default() -> None:
+    """Without the option, images stay what upstream has (docker.io)."""
+    rendered = _render("3.28.0", "vcn-native", "oracle-linux-8")
+    ds = next(o for o in rendered if _is_calico_node(o))
+    assert _container(ds)["image"] == "docker.io/calico/node:v3.28.0"
+
+
+def test_pod_cidr_sets_ipv4_pool_in_flannel_overlay() -> None:
+    """pod_cidr adds CALICO_IPV4POOL_CIDR with the cluster's pods CIDR to calico-node."""
+    ds = next(o for o in _render("3.28.0", "flannel-overlay", "oracle-linux-8", pod_cidr="10.244.0.0/16")
+              if _is_calico_node(o))
+    env = _container(ds)["env"]
+    assert {"name": "CALICO_IPV4POOL_CIDR", "value": "10.244.0.0/16"} in env
+    assert DOC_NFT in env
+
+
+@pytest.mark.parametrize("cidr", ["10.244.0.1/16", "banana", "fd00::/64"])
+def test_bad_pod_cidr_is_rejected(cidr: str) -> None:
+    """A pod CIDR that is not an IPv4 network is a ConfigurationError naming the value."""
+    with pytest.raises(ConfigurationError, match="pod CIDR"):
+        _render("3.28.0", "flannel-overlay", "oracle-linux-8", pod_cidr=cidr)
+
+
+def test_pod_cidr_refused_in_vcn_native() -> None:
+    """pod_cidr makes no sense beside the VCN-native CNI and is refused."""
+    with pytest.raises(ConfigurationError, match="only to flannel-overlay"):
+        _render("3.28.0", "vcn-native", "oracle-linux-8", pod_cidr="10.244.0.0/16")
+
+
+def _without(mutate: Any) -> bytes:
+    objs = upstream_objects("3.28.0", "calico-policy-only.yaml")
+    for o in objs:
+        if _is_calico_node(o):
+            mutate(o)
+    import yaml
+
+    return yaml.safe_dump_all(objs).encode()
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda ds: ds["spec"]["template"]["spec"].pop("initContainers"), "initContainers"),
+        (lambda ds: _container(ds).pop("envFrom"), "envFrom"),
+        (lambda ds: _container(ds).__setitem__(
+            "env", [e for e in _container(ds)["env"] if e["name"] != "FELIX_TYPHAK8SSERVICENAME"]),
+         "FELIX_TYPHAK8SSERVICENAME"),
+        (lambda ds: ds["spec"]["template"]["spec"].__setitem__(
+            "volumes", [v for v in ds["spec"]["template"]["spec"]["volumes"] if v["name"] != "cni-log-dir"]),
+         "volumes[cni-log-dir]"),
+        (lambda ds: _container(ds).__setitem__(
+            "volumeMounts", [m for m in _container(ds)["volumeMounts"] if m["name"] != "cni-net-dir"]),
+         "volumeMounts[cni-net-dir]"),
+    ],
+)
+def test_missing_edited_field_fails_loudly(mutate: Any, field: str) -> None:
+    """A manifest missing a field a step must remove fails with ManifestShapeError naming version, object, field."""
+    parsed = parse_manifest(_without(mutate))
+    with pytest.raises(ManifestShapeError) as info:
+        transform(parsed, TransformOptions(network_type="vcn-native", node_os="oracle-linux-8", version="3.28.0"))
+    msg = str(info.value)
+    assert "3.28.0" in msg and "DaemonSet kube-system/calico-node" in msg and field in msg
+
+
+def test_manifest_without_calico_node_is_rejected() -> None:
+    """A manifest with no calico-node DaemonSet is a ManifestShapeError in both modes."""
+    objs = [o for o in upstream_objects("3.28.0", "calico.yaml") if not _is_calico_node(o)]
+    import yaml
+
+    parsed = parse_manifest(yaml.safe_dump_all(objs))
+    for mode in FILES:
+        with pytest.raises(ManifestShapeError, match=r"calico-node.*missing"):
+            transform(parsed, TransformOptions(network_type=mode, node_os="oracle-linux-7", version="3.28.0"))  # type: ignore[arg-type]
+
+
+def test_conflicting_env_value_is_rejected() -> None:
+    """An env var the document adds that is already set to another value is a conflict, not overwritten."""
+    def mutate(ds: dict[str, Any]) -> None:
+        _container(ds)["env"].append({"name": "FELIX_IPTABLESBACKEND", "value": "Legacy"})
+
+    objs = upstream_objects("3.28.0", "calico.yaml")
+    for o in objs:
+        if _is_calico_node(o):
+            mutate(o)
+    import yaml
+
+    parsed = parse_manifest(yaml.safe_dump_all(objs))
+    with pytest.raises(ManifestShapeError, match=r"FELIX_IPTABLESBACKEND.*Legacy"):
+        transform(parsed, TransformOptions(network_type="flannel-overlay", node_os="oracle-linux-8", version="3.28.0"))
+
+
+def test_partly_transformed_manifest_is_rejected() -> None:
+    """A manifest with the vcn-native env but leftover CNI volumes is refused rather than edited again."""
+    def mutate(ds: dict[str, Any]) -> None:
+        _container(ds)["env"].append({"name": "FELIX_INTERFACEPREFIX", "value": "oci"})
+
+    with pytest.raises(ManifestShapeError, match="partly transformed"):
+        transform(parse_manifest(_without(mutate)),
+                  TransformOptions(network_type="vcn-native", node_os="oracle-linux-7", version="3.28.0"))
