@@ -23,7 +23,15 @@ from .fetch import FetchOptions
 from .flannel import DEFAULT_FLANNEL_ADDON_NAME, DaemonSetAbsent, OkeAddonDisabled
 from .releases import UntestedCombinationWarning, check_compatibility, validate_network_type, validate_node_os
 from .render import RenderResult, render
-from .resources import check_supported, create_resource, is_crd, logical_name, with_skip_await
+from .resources import (
+    PATCH_FORCE_ANNOTATION,
+    SKIP_AWAIT_ANNOTATION,
+    check_supported,
+    create_resource,
+    is_crd,
+    logical_name,
+    with_annotations,
+)
 
 TYPE_TOKEN = "calico-oke:index:Calico"
 _OCI_AUTH = ("api_key", "instance_principal", "resource_principal")
@@ -51,6 +59,7 @@ class CalicoArgs:
     pod_cidr: str | None = None
     typha_replicas: int | None = None
     skip_await: bool = False
+    force_conflicts: bool = True
     strict_version_check: bool = False
     kubernetes_version: str | None = None
     disable_flannel_addon: bool = True
@@ -161,7 +170,8 @@ class Calico(pulumi.ComponentResource):
         if flannel_steps:
             removal = self._remove_flannel(name, args, pools, child)
 
-        self._children = self._deploy(name, rendered, args.skip_await, k8s_opts, removal)
+        annotations = {PATCH_FORCE_ANNOTATION: "true"} if args.force_conflicts else {}
+        self._children = self._deploy(name, rendered, annotations, args.skip_await, k8s_opts, removal)
 
         self.calico_version = pulumi.Output.from_input(rendered.calico_version)
         self.network_type = pulumi.Output.from_input(rendered.network_type)
@@ -215,6 +225,7 @@ class Calico(pulumi.ComponentResource):
         self,
         name: str,
         rendered: RenderResult,
+        annotations: dict[str, str],
         skip_await: bool,
         k8s_opts: pulumi.ResourceOptions,
         removal: list[pulumi.Resource],
@@ -228,14 +239,15 @@ class Calico(pulumi.ComponentResource):
                 opts = pulumi.ResourceOptions.merge(
                     k8s_opts, pulumi.ResourceOptions(depends_on=list(removal), retain_on_delete=True)
                 )
-                children[n] = create_resource(n, obj, opts)
+                children[n] = create_resource(n, with_annotations(obj, annotations), opts)
                 crds.append(children[n])
         for obj in rendered.objects:
             if is_crd(obj):
                 continue
             n = logical_name(name, obj)
             opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=list(removal) + crds))
-            children[n] = create_resource(n, with_skip_await(obj) if skip_await else obj, opts)
+            extra = {**annotations, SKIP_AWAIT_ANNOTATION: "true"} if skip_await else annotations
+            children[n] = create_resource(n, with_annotations(obj, extra), opts)
         return children
 
 

@@ -52,6 +52,7 @@ _FIELD_ARGS: dict[str, str] = {
 _IGNORED_FIELDS = frozenset({"apiVersion", "kind", "status"})
 
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
 
 
 def type_token(obj: K8sObject) -> str:
@@ -92,11 +93,13 @@ def check_supported(objects: list[K8sObject], version: str) -> None:
             )
 
 
-def with_skip_await(obj: K8sObject) -> K8sObject:
-    """A copy of ``obj`` annotated so the provider does not wait for readiness."""
+def with_annotations(obj: K8sObject, extra: dict[str, str]) -> K8sObject:
+    """A copy of ``obj`` with ``extra`` added to its annotations (the input is not changed)."""
+    if not extra:
+        return obj
     meta: dict[str, Any] = dict(cast(dict[str, Any], obj.get("metadata") or {}))
     annotations = dict(meta.get("annotations") or {})
-    annotations[SKIP_AWAIT_ANNOTATION] = "true"
+    annotations.update(extra)
     meta["annotations"] = annotations
     new: dict[str, Any] = dict(cast(dict[str, Any], obj))
     new["metadata"] = meta

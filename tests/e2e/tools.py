@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ PROVIDER_SDK_VERSION = "v4.24.0"
 KUBERNETES_VERSION = "v1.33.13"
 ETCD_VERSION = "v3.6.16"
 
-TOOL_NAMES = ("pulumi", "pulumi-resource-kubernetes", "kube-apiserver", "etcd")
+TOOL_NAMES = ("pulumi", "pulumi-resource-kubernetes", "kube-apiserver", "kube-controller-manager", "etcd")
 
 
 class ToolError(RuntimeError):
@@ -52,6 +53,7 @@ TOOLS = {
     "pulumi": Tool("pulumi", PULUMI_VERSION),
     "pulumi-resource-kubernetes": Tool("pulumi-resource-kubernetes", PROVIDER_VERSION),
     "kube-apiserver": Tool("kube-apiserver", KUBERNETES_VERSION),
+    "kube-controller-manager": Tool("kube-controller-manager", KUBERNETES_VERSION),
     "etcd": Tool("etcd", ETCD_VERSION),
 }
 
@@ -67,7 +69,7 @@ def cache_root() -> Path:
 
 def _env_candidate(name: str) -> Path | None:
     """A binary the user already has: KUBEBUILDER_ASSETS for envtest ones, else an explicit env var."""
-    if name in ("kube-apiserver", "etcd"):
+    if name in ("kube-apiserver", "kube-controller-manager", "etcd"):
         assets = os.environ.get("KUBEBUILDER_ASSETS")
         if assets:
             p = Path(assets) / name
@@ -169,7 +171,7 @@ def _build_provider(work: Path, out: Path, log: Path) -> None:
     _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "./cmd/pulumi-resource-kubernetes"], copy, log)
 
 
-def _build_kube_apiserver(work: Path, out: Path, log: Path) -> None:
+def _build_kube(package: str, work: Path, out: Path, log: Path) -> None:
     go = _go()
     _run([go, "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], work, log)
     modcache = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
@@ -195,7 +197,7 @@ def _build_kube_apiserver(work: Path, out: Path, log: Path) -> None:
         f"-X k8s.io/client-go/pkg/version.gitMinor={mnr}",
     ]
     ldflags = "-s -w " + " ".join(stamp)
-    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "k8s.io/kubernetes/cmd/kube-apiserver"], work, log)
+    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), f"k8s.io/kubernetes/cmd/{package}"], work, log)
 
 
 def _build_etcd(work: Path, out: Path, log: Path) -> None:
@@ -214,10 +216,12 @@ def _build_etcd(work: Path, out: Path, log: Path) -> None:
     _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."], work, log)
 
 
-BUILDERS = {
+BUILDERS: dict[str, Callable[[Path, Path, Path], None]] = {
     "pulumi": _build_pulumi,
     "pulumi-resource-kubernetes": _build_provider,
-    "kube-apiserver": _build_kube_apiserver,
+    "kube-apiserver": lambda work, out, log: _build_kube("kube-apiserver", work, out, log),
+    # The garbage collector is needed for foreground deletes (pulumi destroy); envtest does not ship it.
+    "kube-controller-manager": lambda work, out, log: _build_kube("kube-controller-manager", work, out, log),
     "etcd": _build_etcd,
 }
 

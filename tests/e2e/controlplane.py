@@ -1,0 +1,155 @@
+"""A throwaway Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver (RBAC, token user), GC controller."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ControlPlane:
+    """Start with ``with ControlPlane(paths) as cp:``; everything is stopped and removed on exit."""
+
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    startup_timeout: float = 90.0
+    workdir: Path = field(init=False)
+    kubeconfig: str = field(init=False, default="")
+    kubeconfig_path: Path = field(init=False)
+    server: str = field(init=False, default="")
+    token: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="calico-oke-e2e-")
+        self.workdir = Path(self._tmp.name)
+        self.kubeconfig_path = self.workdir / "kubeconfig"
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def _start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("wb")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._procs.append((name, proc))
+        return proc
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.workdir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def _wait(self, name: str, proc: subprocess.Popen[bytes], url: str, headers: dict[str, str]) -> None:
+        ctx = ssl._create_unverified_context()  # the apiserver's self-signed serving cert
+        deadline = time.monotonic() + self.startup_timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+            try:
+                req = urllib.request.Request(url, headers=headers)
+                with urllib.request.urlopen(req, timeout=2, context=ctx) as r:
+                    if r.status == 200:
+                        return
+            except Exception as exc:
+                last = str(exc)
+            time.sleep(0.3)
+        raise RuntimeError(f"{name} not ready after {self.startup_timeout}s ({last}):\n{self.log_tail(name)}")
+
+    def __enter__(self) -> ControlPlane:
+        try:
+            self._boot()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _boot(self) -> None:
+        w = self.workdir
+        client_port, peer_port, api_port = free_port(), free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{client_port}"
+        etcd = self._start("etcd", [
+            str(self.etcd), "--name", "e2e", "--data-dir", str(w / "etcd"),
+            "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster", f"e2e=http://127.0.0.1:{peer_port}",
+            "--unsafe-no-fsync", "--log-level", "warn",
+        ])
+        self._wait("etcd", etcd, f"{etcd_url}/health", {})
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        sa_key = w / "sa.key"
+        sa_key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()))
+        self.token = secrets.token_hex(16)
+        (w / "tokens.csv").write_text(f'{self.token},e2e-admin,e2e-admin-uid,"system:masters"\n')
+        self.server = f"https://127.0.0.1:{api_port}"
+        api = self._start("kube-apiserver", [
+            str(self.kube_apiserver),
+            "--etcd-servers", etcd_url,
+            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", str(api_port),
+            "--cert-dir", str(w / "certs"),
+            "--token-auth-file", str(w / "tokens.csv"),
+            "--authorization-mode", "RBAC",
+            "--service-account-issuer", f"https://127.0.0.1:{api_port}",
+            "--service-account-key-file", str(sa_key), "--service-account-signing-key-file", str(sa_key),
+            "--service-cluster-ip-range", "10.0.0.0/24",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--disable-admission-plugins", "ServiceAccount",
+            "--v", "1",
+        ])
+        self._wait("kube-apiserver", api, f"{self.server}/readyz", {"Authorization": f"Bearer {self.token}"})
+        # The apiserver wrote a self-signed serving certificate and its CA into cert-dir: trust exactly that.
+        ca = base64.b64encode((w / "certs" / "apiserver.crt").read_bytes()).decode()
+        self.kubeconfig = (
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: e2e\n  cluster:\n    server: {self.server}\n    certificate-authority-data: {ca}\n"
+            f"users:\n- name: e2e-admin\n  user:\n    token: {self.token}\n"
+            "contexts:\n- name: e2e\n  context:\n    cluster: e2e\n    user: e2e-admin\n"
+            "current-context: e2e\n"
+        )
+        self.kubeconfig_path.write_text(self.kubeconfig)
+        # Only the garbage collector: foreground deletes (what `pulumi destroy` asks for) need it.
+        self._start("kube-controller-manager", [
+            str(self.kube_controller_manager),
+            "--kubeconfig", str(self.kubeconfig_path),
+            "--controllers", "garbage-collector-controller",
+            "--leader-elect=false", "--secure-port", "0",
+            "--use-service-account-credentials=false",
+            "--v", "1",
+        ])
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        for _, proc in reversed(self._procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 15)
+        for _, proc in reversed(self._procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, 9)
+                proc.wait(timeout=5)
+        self._procs.clear()
+        self._tmp.cleanup()
