@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,12 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+from pulumi import automation as auto
 
-from tests.conftest import REPO, mirror_path
-from tests.e2e import tools
+from tests.conftest import mirror_path
+from tests.e2e import engine, tools
 from tests.e2e.controlplane import ControlPlane
-
-from pulumi import automation as auto  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,34 +48,14 @@ def k8s(control_plane: ControlPlane) -> Any:
     """An official Kubernetes client ApiClient for the control plane."""
     from kubernetes import config
 
-    return config.new_client_from_config_dict(yaml.safe_load(control_plane.kubeconfig))
+    return config.new_client_from_config_dict(yaml.safe_load(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(scope="session")
 def pulumi_env(tool_paths: dict[str, Path]) -> Iterator[dict[str, str]]:
     """An offline Pulumi environment: temp home and file backend, ambient provider plugin, dynamic provider shim."""
     with tempfile.TemporaryDirectory(prefix="calico-oke-pulumi-") as tmp:
-        root = Path(tmp)
-        bin_dir = root / "bin"
-        bin_dir.mkdir()
-        (bin_dir / "pulumi-resource-kubernetes").symlink_to(tool_paths["pulumi-resource-kubernetes"])
-        # Python dynamic providers run as the plugin "pulumi-python", which the CLI distribution ships as a
-        # small script; this build of the CLI has none, so provide one bound to this interpreter.
-        shim = bin_dir / "pulumi-resource-pulumi-python"
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -u -m pulumi.dynamic "$@"\n')
-        shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        (root / "state").mkdir()
-        env = {
-            "PATH": f"{bin_dir}{os.pathsep}{tool_paths['pulumi'].parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PULUMI_HOME": str(root / "home"),
-            "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
-            "PULUMI_CONFIG_PASSPHRASE": "",
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_SKIP_CONFIRMATIONS": "true",
-            "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-            "CALICO_OKE_CACHE_DIR": str(root / "manifest-cache"),
-        }
+        env = engine.prepare(Path(tmp), tool_paths)
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)  # the inline program and the engine both run with these
         try:
@@ -121,19 +98,9 @@ StackFactory = Callable[[str, Callable[[], None]], auto.Stack]
 def make_stack(pulumi_env: dict[str, str], tool_paths: dict[str, Path], tmp_path: Path) -> Iterator[StackFactory]:
     """Create Automation API stacks with inline programs; each is destroyed and removed afterwards."""
     created: dict[str, auto.Stack] = {}
-    command = auto.PulumiCommand(root=str(tool_paths["pulumi"].parent.parent))
 
     def factory(project: str, program: Callable[[], None]) -> auto.Stack:
-        opts = auto.LocalWorkspaceOptions(
-            work_dir=str(tmp_path),
-            pulumi_home=pulumi_env["PULUMI_HOME"],
-            pulumi_command=command,
-            env_vars=pulumi_env,
-            project_settings=auto.ProjectSettings(name=project, runtime="python",
-                                                  backend=auto.ProjectBackend(url=pulumi_env["PULUMI_BACKEND_URL"])),
-            secrets_provider="passphrase",
-        )
-        stack = auto.create_or_select_stack(stack_name="e2e", project_name=project, program=program, opts=opts)
+        stack = engine.stack(pulumi_env, tool_paths, tmp_path, project, program)
         created[project] = stack  # the same project again selects the same stack (e.g. an upgrade)
         return stack
 

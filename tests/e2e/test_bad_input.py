@@ -20,7 +20,7 @@ from tests.e2e.test_vcn_native import calico_node, exists
 def nothing_created(k8s: Any, stack: auto.Stack) -> None:
     assert not exists(lambda: calico_node(k8s))
     assert client.ApiextensionsV1Api(k8s).list_custom_resource_definition().items == []
-    resources = stack.export_stack().deployment.get("resources") or []
+    resources = (stack.export_stack().deployment or {}).get("resources") or []
     assert [r for r in resources if r["type"].startswith("kubernetes:")] == []
 
 

@@ -96,7 +96,7 @@ def test_lifecycle(control_plane: ControlPlane, k8s: Any, make_stack: StackFacto
     assert result.summary.result == "succeeded"
     ds = calico_node(k8s)
     assert ds.spec.template.spec.containers[0].image == "docker.io/calico/node:v3.29.2"
-    typha = client.AppsV1Api(k8s).read_namespaced_deployment("calico-typha", "kube-system")
+    typha: Any = client.AppsV1Api(k8s).read_namespaced_deployment("calico-typha", "kube-system")
     assert typha.spec.template.spec.containers[0].image == "docker.io/calico/typha:v3.29.2"
 
     # drift: drop an env var and change the image behind Pulumi's back.
@@ -117,11 +117,11 @@ def test_lifecycle(control_plane: ControlPlane, k8s: Any, make_stack: StackFacto
     assert env_of(ds)["FELIX_CHAININSERTMODE"] == "Append"
 
     # destroy: the component's objects go; CRDs stay (retained on purpose); the cluster's own objects stay.
-    own = client.CoreV1Api(k8s).create_namespaced_config_map(
+    own: Any = client.CoreV1Api(k8s).create_namespaced_config_map(
         "kube-system", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cluster-own")))
     assert own.metadata.name == "cluster-own"
-    result = stack.destroy(on_output=lambda _: None)
-    assert result.summary.result == "succeeded"
+    destroyed = stack.destroy(on_output=lambda _: None)
+    assert destroyed.summary.result == "succeeded"
     assert not exists(lambda: calico_node(k8s))
     assert not exists(lambda: client.RbacAuthorizationV1Api(k8s).read_cluster_role("calico-node"))
     assert not exists(lambda: client.CoreV1Api(k8s).read_namespaced_service_account("calico-node", "kube-system"))
