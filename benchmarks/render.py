@@ -26,6 +26,9 @@ from tests.https_server import ManifestServer
 
 
 def median_ms(fn: Callable[[], object], repeat: int, setup: Callable[[], None] | None = None) -> float:
+    if setup:
+        setup()
+    fn()  # warm-up, untimed
     samples = []
     for _ in range(repeat):
         if setup:
