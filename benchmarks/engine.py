@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from calico_component import Calico, CalicoArgs, FetchOptions, render  # noqa: E402
-from calico_component.resources import SKIP_AWAIT_ANNOTATION, with_annotations  # noqa: E402
-from tests.conftest import mirror_path  # noqa: E402
-from tests.e2e import engine, tools  # noqa: E402
-from tests.e2e.controlplane import ControlPlane  # noqa: E402
+from calico_component import Calico, CalicoArgs, FetchOptions, render
+from calico_component.resources import SKIP_AWAIT_ANNOTATION, with_annotations
+from tests.conftest import mirror_path
+from tests.e2e import engine, tools
+from tests.e2e.controlplane import ControlPlane
 
 VERSION, NETWORK, NODE_OS = "3.28.0", "vcn-native", "oracle-linux-8"
 
@@ -55,7 +56,8 @@ def delete_crds(kubeconfig: str) -> None:
 
     api = client.ApiextensionsV1Api(config.new_client_from_config_dict(yaml.safe_load(kubeconfig)))  # type: ignore[no-untyped-call]
     for crd in api.list_custom_resource_definition().items:
-        api.delete_custom_resource_definition(crd.metadata.name)
+        if crd.metadata and crd.metadata.name:
+            api.delete_custom_resource_definition(crd.metadata.name)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -68,12 +70,14 @@ def measure(label: str, env: dict[str, str], paths: dict[str, Path], cp: Control
             program: Callable[[], None], repeat: int) -> dict[str, float]:
     samples: dict[str, list[float]] = {"preview": [], "up": [], "noop_up": []}
     state_bytes = 0
+    def quiet(_: str) -> None:
+        pass
+
     for i in range(repeat):
         stack = engine.stack(env, paths, work, f"bench-{label}-{i}", program)
-        quiet = lambda _: None  # noqa: E731
-        samples["preview"].append(timed(lambda: stack.preview(on_output=quiet)))
-        samples["up"].append(timed(lambda: stack.up(on_output=quiet)))
-        samples["noop_up"].append(timed(lambda: stack.up(on_output=quiet)))
+        samples["preview"].append(timed(partial(stack.preview, on_output=quiet)))
+        samples["up"].append(timed(partial(stack.up, on_output=quiet)))
+        samples["noop_up"].append(timed(partial(stack.up, on_output=quiet)))
         state_bytes = len(json.dumps(stack.export_stack().deployment).encode())
         stack.destroy(on_output=quiet)
         stack.workspace.remove_stack(stack.name, force=True)

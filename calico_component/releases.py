@@ -143,7 +143,7 @@ def get_release(version: str) -> Release:
         raise UnsupportedVersionError(
             f"Calico {v} is not in Oracle's tested table ({', '.join(SUPPORTED_VERSIONS)}); "
             "pick one of those, or pass the manifest's SHA-256 explicitly (--sha256 / manifest_sha256) "
-            "to use an unlisted version at your own risk"
+            "to use an unlisted open-source version at your own risk (Calico Enterprise is not supported)"
         ) from None
 
 

@@ -153,6 +153,15 @@ def _names(items: Any) -> list[str]:
     return [str(i.get("name")) for i in items or [] if isinstance(i, dict)]
 
 
+def _drop_named(holder: dict[str, Any], key: str, wanted: tuple[str, ...], version: str, where: str, field: str) -> None:
+    """Remove the items of ``holder[key]`` named in ``wanted``; each must be there."""
+    present = _names(holder.get(key))
+    for n in wanted:
+        if n not in present:
+            raise _shape(version, where, f"{field}[{n}]", "is missing")
+    holder[key] = [i for i in holder[key] if i.get("name") not in wanted]
+
+
 # --- one function per documented edit -----------------------------------------------------
 
 
@@ -171,10 +180,7 @@ def remove_env(manifest: Manifest, name: str, version: str = "unknown") -> Manif
     """B.3.2: drop one env var from the calico-node container."""
 
     def edit(_p: dict[str, Any], c: dict[str, Any], where: str) -> None:
-        env = c.get("env") or []
-        if name not in _names(env):
-            raise _shape(version, where, f"containers[calico-node].env[{name}]", "is missing")
-        c["env"] = [e for e in env if e.get("name") != name]
+        _drop_named(c, "env", (name,), version, where, "containers[calico-node].env")
 
     return edit_calico_node(manifest, version, edit)
 
@@ -195,11 +201,7 @@ def remove_volumes(manifest: Manifest, names: Iterable[str], version: str = "unk
     wanted = tuple(names)
 
     def edit(pod: dict[str, Any], _c: dict[str, Any], where: str) -> None:
-        present = _names(pod.get("volumes"))
-        for n in wanted:
-            if n not in present:
-                raise _shape(version, where, f"spec.template.spec.volumes[{n}]", "is missing")
-        pod["volumes"] = [v for v in pod["volumes"] if v.get("name") not in wanted]
+        _drop_named(pod, "volumes", wanted, version, where, "spec.template.spec.volumes")
 
     return edit_calico_node(manifest, version, edit)
 
@@ -209,11 +211,7 @@ def remove_volume_mounts(manifest: Manifest, names: Iterable[str], version: str 
     wanted = tuple(names)
 
     def edit(_p: dict[str, Any], c: dict[str, Any], where: str) -> None:
-        present = _names(c.get("volumeMounts"))
-        for n in wanted:
-            if n not in present:
-                raise _shape(version, where, f"containers[calico-node].volumeMounts[{n}]", "is missing")
-        c["volumeMounts"] = [m for m in c["volumeMounts"] if m.get("name") not in wanted]
+        _drop_named(c, "volumeMounts", wanted, version, where, "containers[calico-node].volumeMounts")
 
     return edit_calico_node(manifest, version, edit)
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.local_server import LocalServer
 
 API = "/20180222"
 
 
 @dataclass
-class FakeOke:
+class FakeOke(LocalServer):
     """Add-on state per name; a disable creates a work request that finishes as scripted."""
 
     addons: dict[str, str] = field(default_factory=lambda: {"Flannel": "ACTIVE"})
@@ -85,19 +85,7 @@ class FakeOke:
                     return self._send(202, {}, {"opc-work-request-id": wr})
                 return self._not_found()
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeOke:
-        self._thread.start()
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self.endpoint = f"http://127.0.0.1:{self._bind(Handler)}"
 
 
 def write_oci_config(directory: Path) -> Path:

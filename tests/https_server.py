@@ -5,14 +5,14 @@ from __future__ import annotations
 import http.server
 import ssl
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import trustme
+
+from tests.local_server import LocalServer
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Behaviour:
 
 
 @dataclass
-class ManifestServer:
+class ManifestServer(LocalServer):
     root: Path
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
@@ -76,11 +76,9 @@ class ManifestServer:
                 except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
                     pass
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        port = self._bind(Handler)
         self._httpd.socket = server_ctx.wrap_socket(self._httpd.socket, server_side=True)
-        self.base_url = f"https://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self.base_url = f"https://127.0.0.1:{port}"
 
     def url(self, version: str, file: str) -> str:
         return f"{self.base_url}/v{version}/{file}"
@@ -88,12 +86,5 @@ class ManifestServer:
     def path(self, version: str, file: str) -> str:
         return f"/v{version}/{file}"
 
-    def __enter__(self) -> ManifestServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+    def _cleanup(self) -> None:
         self._tmp.cleanup()
