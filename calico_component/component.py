@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import pulumi
 
@@ -71,7 +70,6 @@ class CalicoArgs:
     addon_timeout_seconds: float = 900
     manifest_offline: bool = False
     manifest_timeout_seconds: float = 30
-    extra_fetch_options: dict[str, Any] = field(default_factory=dict)
 
 
 class Calico(pulumi.ComponentResource):
@@ -148,7 +146,6 @@ class Calico(pulumi.ComponentResource):
                 mirror=args.manifest_mirror,
                 offline=args.manifest_offline,
                 timeout=args.manifest_timeout_seconds,
-                **args.extra_fetch_options,
             ),
         )
         check_supported(rendered.objects, rendered.calico_version)
