@@ -238,12 +238,12 @@ class Calico(pulumi.ComponentResource):
                 )
                 children[n] = create_resource(n, with_annotations(obj, annotations), opts)
                 crds.append(children[n])
+        extra = {**annotations, SKIP_AWAIT_ANNOTATION: "true"} if skip_await else annotations
         for obj in rendered.objects:
             if is_crd(obj):
                 continue
             n = logical_name(name, obj)
             opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=list(removal) + crds))
-            extra = {**annotations, SKIP_AWAIT_ANNOTATION: "true"} if skip_await else annotations
             children[n] = create_resource(n, with_annotations(obj, extra), opts)
         return children
 

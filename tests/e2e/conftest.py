@@ -73,7 +73,6 @@ class Run:
     """What one engine operation did, per resource."""
 
     ops: list[tuple[str, str, str]] = field(default_factory=list)  # (op, type, name)
-    diags: list[str] = field(default_factory=list)
 
     def on_event(self, event: auto.EngineEvent) -> None:
         pre = event.resource_pre_event
@@ -81,8 +80,6 @@ class Run:
             meta = pre.metadata
             self.ops.append((str(meta.op.value if hasattr(meta.op, "value") else meta.op), meta.type,
                              meta.urn.rsplit("::", 1)[-1]))
-        if event.diagnostic_event is not None:
-            self.diags.append(event.diagnostic_event.message)
 
     def of(self, op: str) -> list[tuple[str, str]]:
         return [(t, n) for o, t, n in self.ops if o == op]

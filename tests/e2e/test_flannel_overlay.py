@@ -8,25 +8,11 @@ from kubernetes import client
 
 from calico_component import Calico, CalicoArgs
 from tests.conftest import upstream_objects
+from tests.e2e.cluster import calico_node, env_of, exists, flannel_daemonset, flannel_present
 from tests.e2e.conftest import Run, StackFactory, mirror
 from tests.e2e.controlplane import ControlPlane
-from tests.e2e.test_vcn_native import calico_node, env_of, exists
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
-
-
-def flannel_daemonset() -> client.V1DaemonSet:
-    labels = {"app": "flannel"}
-    return client.V1DaemonSet(
-        metadata=client.V1ObjectMeta(name="kube-flannel-ds", namespace="kube-system", labels=labels),
-        spec=client.V1DaemonSetSpec(
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="kube-flannel", image="flannel:test")]),
-            ),
-        ),
-    )
 
 
 def program(kubeconfig: str) -> Any:
@@ -35,10 +21,6 @@ def program(kubeconfig: str) -> Any:
                                     kubeconfig=kubeconfig, disable_flannel_addon=False, manifest_mirror=mirror(),
                                     skip_await=True))
     return run
-
-
-def flannel_present(k8s: Any) -> bool:
-    return exists(lambda: client.AppsV1Api(k8s).read_namespaced_daemon_set("kube-flannel-ds", "kube-system"))
 
 
 def test_flannel_replaced_by_calico(control_plane: ControlPlane, k8s: Any, make_stack: StackFactory) -> None:

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from calico_component import Calico, CalicoArgs
 from tests.conftest import upstream_objects
+from tests.e2e.cluster import calico_node, env_of, exists
 from tests.e2e.conftest import Run, StackFactory, mirror
 from tests.e2e.controlplane import ControlPlane
 
@@ -23,24 +23,6 @@ def program(kubeconfig: str, version: str) -> Any:
         Calico("calico", CalicoArgs(calico_version=version, network_type="vcn-native", node_os="oracle-linux-8",
                                     kubeconfig=kubeconfig, manifest_mirror=mirror(), skip_await=True))
     return run
-
-
-def calico_node(k8s: Any) -> Any:
-    return client.AppsV1Api(k8s).read_namespaced_daemon_set("calico-node", "kube-system")
-
-
-def env_of(ds: Any) -> dict[str, str | None]:
-    return {e.name: e.value for e in ds.spec.template.spec.containers[0].env}
-
-
-def exists(read: Any) -> bool:
-    try:
-        read()
-        return True
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
 
 
 def test_lifecycle(control_plane: ControlPlane, k8s: Any, make_stack: StackFactory) -> None:
