@@ -14,6 +14,9 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
+from .credentials import load_kubeconfig, scrub, secret_values
+from .errors import ConfigurationError
+
 DEFAULT_FLANNEL_ADDON_NAME = "Flannel"
 FLANNEL_NAMESPACE = "kube-system"
 FLANNEL_DAEMONSET = "kube-flannel-ds"
@@ -219,22 +222,25 @@ class OkeAddonDisabled(dyn.Resource):
 
 
 def _k8s_api(props: dict[str, Any]) -> Any:
-    import yaml
     from kubernetes import config
 
     kubeconfig = props.get("kubeconfig")
+    where = f"{props.get('namespace')}/{props.get('name')}"
     try:
         if kubeconfig:
             api_client = config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
-                yaml.safe_load(kubeconfig), context=props.get("context")
+                load_kubeconfig(kubeconfig), context=props.get("context")
             )
         else:
             api_client = config.new_client_from_config(context=props.get("context"))  # type: ignore[no-untyped-call]
-    except (config.ConfigException, yaml.YAMLError, TypeError) as exc:
+    except ConfigurationError as exc:
+        raise FlannelRemovalError(f"cannot remove {where}: {exc}") from None  # its cause would quote the file
+    except (config.ConfigException, TypeError) as exc:
+        # The client's messages name keys, but scrub every credential value in case one is echoed.
+        reason = scrub(str(exc), secret_values(kubeconfig)) if kubeconfig else str(exc)
         raise FlannelRemovalError(
-            f"cannot load a kubeconfig to remove {props.get('namespace')}/{props.get('name')}: {exc}. "
-            "Pass kubeconfig= to CalicoArgs, or set KUBECONFIG"
-        ) from exc
+            f"cannot load a kubeconfig to remove {where}: {reason}. Pass kubeconfig= to CalicoArgs, or set KUBECONFIG"
+        ) from None
     return api_client
 
 

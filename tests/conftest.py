@@ -65,6 +65,17 @@ def upstream_objects(version: str, file: str) -> list[dict[str, Any]]:
     return [d for d in yaml.load_all(upstream_bytes(version, file), Loader=yaml.CSafeLoader) if d]
 
 
+def kubeconfig_text(token: str = "test-token-0123456789abcdef", server: str = "https://127.0.0.1:6443") -> str:
+    """A well-formed kubeconfig with a bearer token, as users pass them (contents, not a path)."""
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: c\n  cluster:\n    server: {server}\n"
+        f"users:\n- name: u\n  user:\n    token: {token}\n"
+        "contexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\n"
+        "current-context: ctx\n"
+    )
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     return mirror_path()

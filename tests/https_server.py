@@ -17,13 +17,14 @@ from tests.local_server import LocalServer
 
 @dataclass
 class Behaviour:
-    """How the server answers one path: fail N times with a status, delay, corrupt the body."""
+    """How the server answers one path: fail N times with a status, delay, corrupt the body, redirect."""
 
     fail_times: int = 0
     fail_status: int = 503
     status: int | None = None
     delay: float = 0.0
     corrupt: bool = False
+    redirect: str | None = None
 
 
 @dataclass
@@ -31,6 +32,7 @@ class ManifestServer(LocalServer):
     root: Path
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
+    authorization: dict[str, list[str | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ca = trustme.CA()
@@ -50,6 +52,7 @@ class ManifestServer(LocalServer):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 outer.requests[path] += 1
+                outer.authorization.setdefault(path, []).append(self.headers.get("Authorization"))
                 b = outer.behaviours.get(path, Behaviour())
                 if b.delay:
                     time.sleep(b.delay)
@@ -59,6 +62,12 @@ class ManifestServer(LocalServer):
                     return
                 if b.status is not None:
                     self.send_error(b.status)
+                    return
+                if b.redirect is not None:
+                    self.send_response(302)
+                    self.send_header("Location", b.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 target = (outer.root / path.lstrip("/")).resolve()
                 if not target.is_file() or outer.root.resolve() not in target.parents:

@@ -166,3 +166,23 @@ def test_missing_mirror_directory_is_clear(tmp_path: Path) -> None:
     """A mirror directory that does not exist is named in the error."""
     with pytest.raises(ManifestFetchError, match=r"mirror directory .*does not exist"):
         render(V, "vcn-native", "oracle-linux-8", fetch_options=FetchOptions(mirror=str(tmp_path / "nope")))
+
+
+def test_mirror_authorization_header_from_environment(https_server: ManifestServer, cache_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """$CALICO_OKE_MIRROR_AUTHORIZATION is sent to the mirror as the Authorization header."""
+    monkeypatch.setenv("CALICO_OKE_MIRROR_AUTHORIZATION", "Bearer mirror-token-123")
+    got = fetch_manifest(resolve_manifest(V, "vcn-native"), _opts(https_server, cache_dir))
+    assert got.data == upstream_bytes(V, F)
+    assert https_server.authorization[https_server.path(V, F)] == ["Bearer mirror-token-123"]
+
+
+def test_mirror_authorization_not_forwarded_on_redirect(https_server: ManifestServer, cache_dir: Path) -> None:
+    """A redirect (possibly to another host) never carries the mirror's Authorization header."""
+    moved = "/moved/v3.28.0/calico-policy-only.yaml"
+    https_server.behaviours[https_server.path(V, F)] = Behaviour(redirect=https_server.base_url + moved)
+    opts = _opts(https_server, cache_dir, authorization="Bearer mirror-token-123")
+    with pytest.raises(ManifestFetchError, match="HTTP 404"):
+        fetch_manifest(resolve_manifest(V, "vcn-native"), opts)
+    assert https_server.authorization[https_server.path(V, F)] == ["Bearer mirror-token-123"]
+    assert https_server.authorization[moved] == [None]
