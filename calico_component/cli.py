@@ -78,7 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--image-registry", metavar="REGISTRY",
                    help="rewrite every image to this registry prefix, e.g. iad.ocir.io/mytenancy/calico")
     r.add_argument("--pod-cidr", metavar="CIDR",
-                   help="flannel-overlay only: set CALICO_IPV4POOL_CIDR to the cluster's pods CIDR")
+                   help="flannel-overlay only: set CALICO_IPV4POOL_CIDR to the cluster's pods CIDR (e.g. OKE's "
+                   "default 10.244.0.0/16); without it Calico's first pool is 192.168.0.0/16")
+    r.add_argument("--typha", action="store_true",
+                   help="flannel-overlay only: render calico-typha.yaml (Typha, for clusters above 50 nodes) "
+                   "instead of calico.yaml, with the same edits")
+    r.add_argument("--typha-replicas", type=int, metavar="N",
+                   help="replicas of calico-typha (vcn-native, or flannel-overlay with --typha); default: upstream's")
     r.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-attempt download timeout")
     r.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     sub.add_parser("versions", help="print the version table with Oracle's tested marks",
@@ -108,6 +114,8 @@ def _render(args: argparse.Namespace) -> None:
             manifest_sha256=args.sha256,
             image_registry=args.image_registry,
             pod_cidr=args.pod_cidr,
+            typha=args.typha,
+            typha_replicas=args.typha_replicas,
             fetch_options=FetchOptions(
                 mirror=args.mirror, manifest=args.manifest, offline=args.offline, timeout=args.timeout,
                 progress=progress,

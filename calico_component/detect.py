@@ -23,6 +23,7 @@ class ClusterFacts:
     compartment_id: str
     cni_type: str | None
     kubernetes_version: str | None
+    pods_cidr: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,18 @@ def lookup_cluster(cluster_id: str, parent: pulumi.Resource) -> ClusterFacts:
     import pulumi_oci as oci
 
     c = oci.containerengine.get_cluster(cluster_id=cluster_id, opts=pulumi.InvokeOptions(parent=parent))
-    options: list[Any] = list(c.cluster_pod_network_options or [])
-    cni = options[0].cni_type if options else None
-    return ClusterFacts(cluster_id, c.compartment_id, cni, c.kubernetes_version)
+    pod_networks: list[Any] = list(c.cluster_pod_network_options or [])
+    cni = pod_networks[0].cni_type if pod_networks else None
+    return ClusterFacts(cluster_id, c.compartment_id, cni, c.kubernetes_version, _pods_cidr(c))
+
+
+def _pods_cidr(cluster: Any) -> str | None:
+    """``options[0].kubernetes_network_configs[0].pods_cidr`` of a get_cluster result, if the cluster has one."""
+    for option in cluster.options or []:
+        for network in option.kubernetes_network_configs or []:
+            if network.pods_cidr:
+                return str(network.pods_cidr)
+    return None
 
 
 def lookup_node_pools(cluster: ClusterFacts, parent: pulumi.Resource) -> NodePoolFacts:

@@ -23,6 +23,10 @@ MANIFEST_FOR_NETWORK: dict[NetworkType, ManifestFile] = {
     "vcn-native": "calico-policy-only.yaml",
 }
 
+#: flannel-overlay with Typha (large clusters, a decision beyond Oracle's document): Calico's install
+#: docs use calico-typha.yaml above 50 nodes; it is calico.yaml plus the calico-typha objects.
+TYPHA_MANIFEST: ManifestFile = "calico-typha.yaml"
+
 #: OKE's ``cluster_pod_network_options[].cni_type`` value for each network type.
 OKE_CNI_TYPE: dict[NetworkType, str] = {
     "flannel-overlay": "FLANNEL_OVERLAY",
@@ -174,14 +178,29 @@ def validate_sha256(value: str) -> str:
     return v
 
 
-def resolve_manifest(version: str, network_type: NetworkType, sha256: str | None = None) -> ManifestRef:
+def manifest_file(network_type: NetworkType, *, typha: bool = False) -> ManifestFile:
+    """The upstream file a render uses: the network type's, or calico-typha.yaml for flannel-overlay with Typha."""
+    nt = validate_network_type(network_type)
+    if typha:
+        if nt != "flannel-overlay":
+            raise ConfigurationError(
+                f"Typha (--typha / typha) selects {TYPHA_MANIFEST} and applies only to flannel-overlay; vcn-native's "
+                f"{MANIFEST_FOR_NETWORK['vcn-native']} always includes calico-typha (scale it with typha_replicas)"
+            )
+        return TYPHA_MANIFEST
+    return MANIFEST_FOR_NETWORK[nt]
+
+
+def resolve_manifest(
+    version: str, network_type: NetworkType, sha256: str | None = None, *, typha: bool = False
+) -> ManifestRef:
     """Work out which file to fetch and which digest it must match.
 
     A digest given by the user is authoritative. Without one, a version from the table is
     checked against its pin, and a version outside the table is refused.
     """
     v = normalize_version(version)
-    file = MANIFEST_FOR_NETWORK[validate_network_type(network_type)]
+    file = manifest_file(network_type, typha=typha)
     url = manifest_url(v, file)
     if sha256 is not None:
         return ManifestRef(v, file, url, validate_sha256(sha256), pinned=False)

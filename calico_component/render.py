@@ -38,20 +38,22 @@ def render(
     image_registry: str | None = None,
     pod_cidr: str | None = None,
     typha_replicas: int | None = None,
+    typha: bool = False,
     fetch_options: FetchOptions | None = None,
 ) -> RenderResult:
     """Produce the Calico objects Oracle's procedure would apply, as parsed Kubernetes objects.
 
     Every input is validated before anything is fetched. ``manifest_sha256``, when given,
     is the digest the file must have; otherwise the release table's pin is used, and a
-    version outside the table is refused (UnsupportedVersionError).
+    version outside the table is refused (UnsupportedVersionError). ``typha`` (flannel-overlay
+    only) renders calico-typha.yaml instead of calico.yaml, with the same edits.
     """
     nt = validate_network_type(network_type)
     os_name = validate_node_os(node_os)
-    ref = resolve_manifest(calico_version, nt, manifest_sha256)
+    ref = resolve_manifest(calico_version, nt, manifest_sha256, typha=typha)
     options = TransformOptions(
         network_type=nt, node_os=os_name, image_registry=image_registry, pod_cidr=pod_cidr,
-        typha_replicas=typha_replicas, version=ref.version
+        typha_replicas=typha_replicas, typha=typha, version=ref.version
     )
     fetched = fetch_manifest(ref, fetch_options)
     parsed = parse_manifest(fetched.data, source=f"Calico {ref.version} {ref.file} ({fetched.source})")

@@ -53,6 +53,8 @@ class TransformOptions:
     image_registry: str | None = None
     pod_cidr: str | None = None
     typha_replicas: int | None = None
+    #: flannel-overlay from calico-typha.yaml (a calico-typha Deployment exists to scale).
+    typha: bool = False
     version: str = "unknown"  # only used in error messages
 
     def __post_init__(self) -> None:
@@ -67,15 +69,20 @@ class TransformOptions:
                     f"pod_cidr {self.pod_cidr!r} applies only to flannel-overlay; in vcn-native mode pods take "
                     "VCN addresses and Calico creates no IP pools (NO_DEFAULT_POOLS=true). Remove pod_cidr."
                 )
+        if self.typha and self.network_type != "flannel-overlay":
+            raise ConfigurationError(
+                "typha applies only to flannel-overlay (calico-typha.yaml); vcn-native's calico-policy-only.yaml "
+                "always includes calico-typha"
+            )
         if self.typha_replicas is not None:
             if isinstance(self.typha_replicas, bool) or not isinstance(self.typha_replicas, int) or not (
                 0 <= self.typha_replicas <= 100
             ):
                 raise ConfigurationError(f"typha_replicas must be a whole number from 0 to 100, got {self.typha_replicas!r}")
-            if self.network_type != "vcn-native":
+            if self.network_type != "vcn-native" and not self.typha:
                 raise ConfigurationError(
-                    "typha_replicas applies only to vcn-native: calico.yaml (flannel-overlay) has no calico-typha "
-                    "Deployment. Remove typha_replicas."
+                    f"typha_replicas={self.typha_replicas} needs Typha: flannel-overlay without it uses calico.yaml, "
+                    "which has no calico-typha Deployment. Turn Typha on (typha='on' / --typha) or remove typha_replicas."
                 )
 
 

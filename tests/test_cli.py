@@ -93,7 +93,7 @@ def test_help_documents_every_flag() -> None:
     proc = run("render", "--help")
     assert proc.returncode == 0
     for flag in ("--calico-version", "--network-type", "--node-os", "--mirror", "--manifest", "--sha256",
-                 "--offline", "--image-registry", "--output"):
+                 "--offline", "--image-registry", "--pod-cidr", "--typha", "--typha-replicas", "--output"):
         assert flag in proc.stdout
 
 
@@ -114,6 +114,14 @@ def test_help_documents_every_flag() -> None:
         (["render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
           "--sha256", "xyz", "--offline"], ["xyz", "64 hexadecimal"]),
         (["frobnicate"], ["frobnicate"]),
+        (["render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+          "--typha"], ["--typha", "flannel-overlay"]),
+        (["render", "--calico-version", "3.28.0", "--network-type", "flannel-overlay", "--node-os", "oracle-linux-8",
+          "--typha-replicas", "2"], ["typha_replicas=2 needs Typha", "--typha"]),
+        (["render", "--calico-version", "3.28.0", "--network-type", "flannel-overlay", "--node-os", "oracle-linux-8",
+          "--typha", "--typha-replicas", "many"], ["--typha-replicas", "many"]),
+        (["render", "--calico-version", "3.28.0", "--network-type", "flannel-overlay", "--node-os", "oracle-linux-8",
+          "--typha", "--typha-replicas", "101"], ["typha_replicas", "101"]),
     ],
 )
 def test_errors_are_one_line_on_stderr(args: list[str], needles: list[str]) -> None:
@@ -153,3 +161,18 @@ def test_output_to_unwritable_path(mirror: Path, tmp_path: Path) -> None:
     proc = run("render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os",
                "oracle-linux-8", "--mirror", str(mirror), "--output", str(tmp_path / "no" / "such" / "dir.yaml"))
     assert_error(proc, "cannot write")
+
+
+def test_render_flannel_overlay_with_typha(mirror: Path) -> None:
+    """--typha --typha-replicas --pod-cidr renders calico-typha.yaml scaled, with the pool CIDR and NFT."""
+    proc = run("render", "--calico-version", "3.29.2", "--network-type", "flannel-overlay", "--node-os",
+               "oracle-linux-8", "--mirror", str(mirror), "--typha", "--typha-replicas", "3",
+               "--pod-cidr", "10.244.0.0/16")
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert len(docs) == len(upstream_objects("3.29.2", "calico-typha.yaml"))
+    typha = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "calico-typha")
+    assert typha["spec"]["replicas"] == 3
+    ds = next(d for d in docs if d["kind"] == "DaemonSet" and d["metadata"]["name"] == "calico-node")
+    env = {e["name"]: e.get("value") for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CALICO_IPV4POOL_CIDR"] == "10.244.0.0/16" and env["FELIX_IPTABLESBACKEND"] == "NFT"

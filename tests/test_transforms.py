@@ -216,3 +216,56 @@ def test_partly_transformed_manifest_is_rejected() -> None:
     with pytest.raises(ManifestShapeError, match="partly transformed"):
         transform(parse_manifest(_without(mutate)),
                   TransformOptions(network_type="vcn-native", node_os="oracle-linux-7", version="3.28.0"))
+
+
+# Written from upstream's calico-typha.yaml (identical in every table version), not from the code:
+# calico.yaml plus these three objects, calico-config pointing calico-node at the Typha service.
+TYPHA_OBJECTS = {("PodDisruptionBudget", "calico-typha"), ("Service", "calico-typha"), ("Deployment", "calico-typha")}
+TYPHA_SERVICE_NAME = "calico-typha"
+TYPHA_UPSTREAM_REPLICAS = 1
+TYPHA_PORT = 5473
+
+
+def _named(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_flannel_overlay_with_typha_matches_upstream_typha_manifest(version: str) -> None:
+    """--typha renders calico-typha.yaml: calico.yaml's objects plus Typha's, with only the documented NFT edit."""
+    rendered = _render(version, "flannel-overlay", "oracle-linux-8", typha=True)
+    plain = {(o["kind"], o["metadata"]["name"]) for o in upstream_objects(version, "calico.yaml")}
+    assert {(o["kind"], o["metadata"]["name"]) for o in rendered} == plain | TYPHA_OBJECTS
+    for got, want in zip(rendered, upstream_objects(version, "calico-typha.yaml"), strict=True):
+        if _is_calico_node(want):
+            _container(want)["env"].append(DOC_NFT)
+        assert got == want
+    assert _named(rendered, "ConfigMap", "calico-config")["data"]["typha_service_name"] == TYPHA_SERVICE_NAME
+    typha = _named(rendered, "Deployment", "calico-typha")
+    assert typha["spec"]["replicas"] == TYPHA_UPSTREAM_REPLICAS
+    assert typha["spec"]["template"]["spec"]["containers"][0]["image"] == f"docker.io/calico/typha:v{version}"
+    assert _named(rendered, "Service", "calico-typha")["spec"]["ports"][0]["port"] == TYPHA_PORT
+    env = {e["name"]: e for e in _container(_named(rendered, "DaemonSet", "calico-node"))["env"]}
+    assert env["FELIX_TYPHAK8SSERVICENAME"]["valueFrom"]["configMapKeyRef"] == {
+        "name": "calico-config", "key": "typha_service_name"}
+
+
+def test_typha_replicas_scale_flannel_overlay_typha() -> None:
+    """typha_replicas sets calico-typha's replicas when flannel-overlay runs Typha."""
+    rendered = _render("3.30.0", "flannel-overlay", "oracle-linux-9", typha=True, typha_replicas=3,
+                       pod_cidr="10.244.0.0/16")
+    assert _named(rendered, "Deployment", "calico-typha")["spec"]["replicas"] == 3
+    env = _container(_named(rendered, "DaemonSet", "calico-node"))["env"]
+    assert {"name": "CALICO_IPV4POOL_CIDR", "value": "10.244.0.0/16"} in env and DOC_NFT in env
+
+
+def test_typha_replicas_without_typha_in_flannel_overlay_is_refused() -> None:
+    """typha_replicas on plain calico.yaml (no Typha) is an error that says how to turn Typha on."""
+    with pytest.raises(ConfigurationError, match=r"typha_replicas=2 needs Typha.*typha='on'"):
+        _render("3.28.0", "flannel-overlay", "oracle-linux-8", typha_replicas=2)
+
+
+def test_typha_flag_refused_in_vcn_native() -> None:
+    """--typha selects calico-typha.yaml, which only flannel-overlay uses; vcn-native refuses it clearly."""
+    with pytest.raises(ConfigurationError, match="only to flannel-overlay"):
+        _render("3.28.0", "vcn-native", "oracle-linux-8", typha=True)
