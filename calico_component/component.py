@@ -20,7 +20,16 @@ from .detect import (
 from .errors import ConfigurationError
 from .fetch import FetchOptions
 from .flannel import DEFAULT_FLANNEL_ADDON_NAME, DaemonSetAbsent, OkeAddonDisabled
-from .releases import UntestedCombinationWarning, check_compatibility, validate_network_type, validate_node_os
+from .plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha, validate_typha_mode
+from .providers import KubernetesOptions, checked_kubeconfig, create_providers
+from .releases import (
+    NetworkType,
+    NodeOS,
+    UntestedCombinationWarning,
+    check_compatibility,
+    validate_network_type,
+    validate_node_os,
+)
 from .render import RenderResult, render
 from .resources import (
     PATCH_FORCE_ANNOTATION,
@@ -34,6 +43,8 @@ from .resources import (
 
 TYPE_TOKEN = "calico-oke:index:Calico"
 _OCI_AUTH = ("api_key", "instance_principal", "resource_principal")
+#: Kinds pulumi-kubernetes waits for (rollout, endpoints): ``await_timeout_seconds`` bounds them.
+AWAITED_KINDS = frozenset({"DaemonSet", "Deployment", "Service"})
 
 
 @dataclass(kw_only=True)
@@ -51,13 +62,16 @@ class CalicoArgs:
     kubeconfig: pulumi.Input[str] | None = None
     remove_flannel: bool = True
     allow_existing_nodes: bool = False
+    adopt_existing: bool = False
     manifest_mirror: str | None = None
     manifest_sha256: str | None = None
     image_registry: str | None = None
-    # Beyond the document, all off by default.
+    # Beyond the document.
     pod_cidr: str | None = None
+    typha: str = "auto"
     typha_replicas: int | None = None
     skip_await: bool = False
+    await_timeout_seconds: float | None = None
     force_conflicts: bool = True
     strict_version_check: bool = False
     kubernetes_version: str | None = None
@@ -72,6 +86,16 @@ class CalicoArgs:
     manifest_timeout_seconds: float = 30
 
 
+@dataclass(frozen=True)
+class _Cluster:
+    """What is known about the target cluster: the resolved mode and OS, and the OKE facts looked up."""
+
+    network_type: NetworkType
+    node_os: NodeOS
+    facts: ClusterFacts | None
+    pools: NodePoolFacts | None
+
+
 class Calico(pulumi.ComponentResource):
     """Calico on an OKE (or any) Kubernetes cluster, every manifest object a child resource."""
 
@@ -82,65 +106,25 @@ class Calico(pulumi.ComponentResource):
     manifest_sha256: pulumi.Output[str]
     object_count: pulumi.Output[int]
     resource_names: pulumi.Output[list[str]]
+    typha_enabled: pulumi.Output[bool]
+    pod_cidr: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
-        _validate_plain(args)
-
-        cluster_id = args.cluster_id if isinstance(args.cluster_id, str) else None
-        # With explicit inputs no OCI lookup is made, except the node pool guards of flannel removal.
-        needs_detection = args.network_type is None or args.node_os is None
-        if (args.network_type is None or args.node_os is None) and args.cluster_id is None:
-            raise ConfigurationError(
-                f"Calico {name!r}: network_type and node_os are required without cluster_id "
-                "(with an OKE cluster_id they are read from the cluster)"
-            )
-        if (args.network_type is None or args.node_os is None) and cluster_id is None:
-            raise ConfigurationError(
-                f"Calico {name!r}: network_type and node_os can only be detected from a known cluster OCID; "
-                "cluster_id is an Output here (a cluster created in this program?), so set both explicitly"
-            )
-
-        cluster: ClusterFacts | None = None
-        pools: NodePoolFacts | None = None
-        flannel_mode_hint = args.network_type == "flannel-overlay"
-        if cluster_id is not None and (needs_detection or (flannel_mode_hint and args.remove_flannel)):
-            cluster = lookup_cluster(cluster_id, self)
-        network_type = validate_network_type(
-            args.network_type if args.network_type is not None
-            else network_type_from_cni(cluster.cni_type if cluster else None, str(cluster_id))
-        )
-        if cluster is not None:
-            refuse_cni_mismatch(network_type, cluster)
-        flannel_steps = network_type == "flannel-overlay" and args.remove_flannel
-        if cluster is not None and (args.node_os is None or flannel_steps):
-            pools = lookup_node_pools(cluster, self)
-            refuse_virtual_node_pools(pools, cluster.cluster_id)
-        node_os = validate_node_os(
-            args.node_os if args.node_os is not None else node_os_from_pools(pools, str(cluster_id))  # type: ignore[arg-type]
-        )
-        if flannel_steps and args.disable_flannel_addon and args.cluster_id is None:
-            raise ConfigurationError(
-                f"Calico {name!r}: removing flannel disables the OKE Flannel add-on, which needs cluster_id. "
-                "Pass the cluster OCID, or set disable_flannel_addon=False on basic or non-OKE clusters "
-                "(the kube-flannel-ds DaemonSet is still removed)"
-            )
-
-        k8s_version = args.kubernetes_version or (cluster.kubernetes_version if cluster else None)
-        if k8s_version:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", UntestedCombinationWarning)
-                check_compatibility(args.calico_version, k8s_version, strict=args.strict_version_check)
-            for w in caught:
-                pulumi.log.warn(str(w.message), resource=self)
-
+        _validate_args(name, args)
+        # Checked and marked secret before anything else: it never reaches state, logs or errors in plaintext.
+        kubeconfig = checked_kubeconfig(args.kubeconfig) if args.kubeconfig is not None else None
+        cluster = self._resolve_cluster(args)
+        self._check_compatibility(args, cluster.facts)
+        typha, pod_cidr = self._choose_extras(args, cluster)
         rendered = render(
             args.calico_version,
-            network_type,
-            node_os,
+            cluster.network_type,
+            cluster.node_os,
             manifest_sha256=args.manifest_sha256,
             image_registry=args.image_registry,
-            pod_cidr=args.pod_cidr,
+            pod_cidr=pod_cidr.cidr,
+            typha=typha.typha_manifest,
             typha_replicas=args.typha_replicas,
             fetch_options=FetchOptions(
                 mirror=args.manifest_mirror,
@@ -150,46 +134,73 @@ class Calico(pulumi.ComponentResource):
         )
         check_supported(rendered.objects, rendered.calico_version)
 
-        child = pulumi.ResourceOptions(parent=self)
-        k8s_opts = child
-        if args.kubeconfig is not None:
-            import pulumi_kubernetes as k8s
-
-            provider = k8s.Provider(
-                f"{name}-k8s",
-                kubeconfig=args.kubeconfig,
-                enable_server_side_apply=True,
-                opts=child,
-            )
-            k8s_opts = pulumi.ResourceOptions(parent=self, provider=provider)
-
+        k8s_opts = create_providers(name, kubeconfig, args.cluster_id, adopt_existing=args.adopt_existing, parent=self)
         removal: list[pulumi.Resource] = []
-        if flannel_steps:
-            removal = self._remove_flannel(name, args, pools, child)
+        if cluster.network_type == "flannel-overlay" and args.remove_flannel:
+            removal = self._remove_flannel(name, args, kubeconfig, cluster.pools)
+        self._children = self._deploy(name, rendered, args, k8s_opts, removal)
+        self._register(rendered, typha, pod_cidr)
 
-        annotations = {PATCH_FORCE_ANNOTATION: "true"} if args.force_conflicts else {}
-        self._children = self._deploy(name, rendered, annotations, args.skip_await, k8s_opts, removal)
+    def _resolve_cluster(self, args: CalicoArgs) -> _Cluster:
+        """Network type and node OS, from the inputs or the OKE cluster, with the guards of Oracle's page.
 
-        self.calico_version = pulumi.Output.from_input(rendered.calico_version)
-        self.network_type = pulumi.Output.from_input(rendered.network_type)
-        self.node_os = pulumi.Output.from_input(rendered.node_os)
-        self.manifest_url = pulumi.Output.from_input(rendered.manifest_url)
-        self.manifest_sha256 = pulumi.Output.from_input(rendered.manifest_sha256)
-        self.object_count = pulumi.Output.from_input(len(rendered.objects))
-        self.resource_names = pulumi.Output.from_input(list(self._children))
-        self.register_outputs({
-            "calico_version": self.calico_version,
-            "network_type": self.network_type,
-            "node_os": self.node_os,
-            "manifest_url": self.manifest_url,
-            "manifest_sha256": self.manifest_sha256,
-            "object_count": self.object_count,
-            "resource_names": self.resource_names,
-        })
+        With explicit inputs no OCI lookup is made, except what flannel-overlay needs: the node
+        pools (guards, Typha auto) and the cluster (pods CIDR), when ``cluster_id`` is a known OCID.
+        """
+        cluster_id = args.cluster_id if isinstance(args.cluster_id, str) else None
+        flannel_hint = args.network_type == "flannel-overlay"
+        wants_cluster = args.network_type is None or args.node_os is None or (
+            flannel_hint and (args.remove_flannel or args.pod_cidr is None or _typha_needs_nodes(args))
+        )
+        facts = lookup_cluster(cluster_id, self) if cluster_id is not None and wants_cluster else None
+        network_type = validate_network_type(
+            args.network_type if args.network_type is not None
+            else network_type_from_cni(facts.cni_type if facts else None, str(cluster_id))
+        )
+        if facts is not None:
+            refuse_cni_mismatch(network_type, facts)
+        flannel = network_type == "flannel-overlay"
+        pools: NodePoolFacts | None = None
+        if facts is not None and (args.node_os is None or (flannel and (args.remove_flannel or _typha_needs_nodes(args)))):
+            pools = lookup_node_pools(facts, self)
+            refuse_virtual_node_pools(pools, facts.cluster_id)
+        if args.node_os is not None:
+            node_os = validate_node_os(args.node_os)
+        else:
+            assert pools is not None  # _validate_args: detection needs a known cluster OCID
+            node_os = node_os_from_pools(pools, str(cluster_id))
+        return _Cluster(network_type, node_os, facts, pools)
+
+    def _check_compatibility(self, args: CalicoArgs, facts: ClusterFacts | None) -> None:
+        """Warn (or fail, in strict mode) when Oracle did not test this Calico / Kubernetes pair."""
+        k8s_version = args.kubernetes_version or (facts.kubernetes_version if facts else None)
+        if not k8s_version:
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UntestedCombinationWarning)
+            check_compatibility(args.calico_version, k8s_version, strict=args.strict_version_check)
+        for w in caught:
+            pulumi.log.warn(str(w.message), resource=self)
+
+    def _choose_extras(self, args: CalicoArgs, cluster: _Cluster) -> tuple[TyphaChoice, PodCidrChoice]:
+        """Typha and the pod CIDR (decisions beyond Oracle's document), logged so preview shows why."""
+        typha = choose_typha(
+            validate_typha_mode(args.typha), cluster.network_type,
+            node_count=cluster.pools.node_count if cluster.pools else None, replicas=args.typha_replicas,
+        )
+        pod_cidr = choose_pod_cidr(cluster.network_type, args.pod_cidr, cluster.facts.pods_cidr if cluster.facts else None)
+        if cluster.network_type == "flannel-overlay":
+            pulumi.log.info(f"Typha {'on' if typha.enabled else 'off'}: {typha.reason}", resource=self)
+            if pod_cidr.source == "cluster":
+                pulumi.log.info(f"pod CIDR {pod_cidr.cidr} read from the cluster's pods CIDR", resource=self)
+        if pod_cidr.warning:
+            pulumi.log.warn(pod_cidr.warning, resource=self)
+        return typha, pod_cidr
 
     def _remove_flannel(
-        self, name: str, args: CalicoArgs, pools: NodePoolFacts | None, child: pulumi.ResourceOptions
+        self, name: str, args: CalicoArgs, kubeconfig: pulumi.Output[str] | None, pools: NodePoolFacts | None
     ) -> list[pulumi.Resource]:
+        child = pulumi.ResourceOptions(parent=self)
         steps: list[pulumi.Resource] = []
         if args.disable_flannel_addon:
             assert args.cluster_id is not None
@@ -209,7 +220,7 @@ class Calico(pulumi.ComponentResource):
             steps.append(addon)
         daemonset = DaemonSetAbsent(
             f"{name}-flannel-daemonset",
-            kubeconfig=args.kubeconfig,
+            kubeconfig=kubeconfig,
             # With an OKE cluster the node guard is the add-on step's (node pools); else ask Kubernetes.
             check_nodes=not (args.disable_flannel_addon and pools is not None),
             allow_existing_nodes=args.allow_existing_nodes,
@@ -222,33 +233,70 @@ class Calico(pulumi.ComponentResource):
         self,
         name: str,
         rendered: RenderResult,
-        annotations: dict[str, str],
-        skip_await: bool,
-        k8s_opts: pulumi.ResourceOptions,
+        args: CalicoArgs,
+        k8s_opts: KubernetesOptions,
         removal: list[pulumi.Resource],
     ) -> dict[str, pulumi.CustomResource]:
         children: dict[str, pulumi.CustomResource] = {}
+        annotations = {PATCH_FORCE_ANNOTATION: "true"} if args.force_conflicts else {}
         crds: list[pulumi.Resource] = []
         # CRDs first; never deleted by Pulumi (deleting a CRD deletes every Calico resource of its kind).
+        crd_opts = pulumi.ResourceOptions.merge(
+            k8s_opts.crds, pulumi.ResourceOptions(depends_on=list(removal), retain_on_delete=True)
+        )
         for obj in rendered.objects:
             if is_crd(obj):
                 n = logical_name(name, obj)
-                opts = pulumi.ResourceOptions.merge(
-                    k8s_opts, pulumi.ResourceOptions(depends_on=list(removal), retain_on_delete=True)
-                )
-                children[n] = create_resource(n, with_annotations(obj, annotations), opts)
+                children[n] = create_resource(n, with_annotations(obj, annotations), crd_opts)
                 crds.append(children[n])
-        extra = {**annotations, SKIP_AWAIT_ANNOTATION: "true"} if skip_await else annotations
+        extra = {**annotations, SKIP_AWAIT_ANNOTATION: "true"} if args.skip_await else annotations
+        object_opts = pulumi.ResourceOptions.merge(k8s_opts.objects, pulumi.ResourceOptions(depends_on=list(removal) + crds))
+        timeouts = _await_timeouts(args.await_timeout_seconds)
+        awaited_opts = pulumi.ResourceOptions.merge(object_opts, pulumi.ResourceOptions(custom_timeouts=timeouts))
         for obj in rendered.objects:
             if is_crd(obj):
                 continue
             n = logical_name(name, obj)
-            opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=list(removal) + crds))
+            opts = awaited_opts if obj.get("kind") in AWAITED_KINDS else object_opts
             children[n] = create_resource(n, with_annotations(obj, extra), opts)
         return children
 
+    def _register(self, rendered: RenderResult, typha: TyphaChoice, pod_cidr: PodCidrChoice) -> None:
+        self.calico_version = pulumi.Output.from_input(rendered.calico_version)
+        self.network_type = pulumi.Output.from_input(rendered.network_type)
+        self.node_os = pulumi.Output.from_input(rendered.node_os)
+        self.manifest_url = pulumi.Output.from_input(rendered.manifest_url)
+        self.manifest_sha256 = pulumi.Output.from_input(rendered.manifest_sha256)
+        self.object_count = pulumi.Output.from_input(len(rendered.objects))
+        self.resource_names = pulumi.Output.from_input(list(self._children))
+        self.typha_enabled = pulumi.Output.from_input(typha.enabled)
+        self.pod_cidr = pulumi.Output.from_input(pod_cidr.cidr)
+        self.register_outputs({
+            "calico_version": self.calico_version,
+            "network_type": self.network_type,
+            "node_os": self.node_os,
+            "manifest_url": self.manifest_url,
+            "manifest_sha256": self.manifest_sha256,
+            "object_count": self.object_count,
+            "resource_names": self.resource_names,
+            "typha_enabled": self.typha_enabled,
+            "pod_cidr": self.pod_cidr,
+        })
 
-def _validate_plain(args: CalicoArgs) -> None:
+
+def _typha_needs_nodes(args: CalicoArgs) -> bool:
+    """Typha auto without typha_replicas is decided by the managed node count."""
+    return args.typha == "auto" and args.typha_replicas is None
+
+
+def _await_timeouts(seconds: float | None) -> pulumi.CustomTimeouts | None:
+    if seconds is None:
+        return None
+    return pulumi.CustomTimeouts(create=f"{seconds:g}s", update=f"{seconds:g}s")
+
+
+def _validate_args(name: str, args: CalicoArgs) -> None:
+    """Every input checked before any lookup or registration, each error naming the value and what to do."""
     if not isinstance(args, CalicoArgs):
         raise ConfigurationError(f"args must be a CalicoArgs, got {type(args).__name__}")
     for field_name in ("calico_version", "network_type", "node_os", "manifest_mirror", "manifest_sha256",
@@ -261,3 +309,29 @@ def _validate_plain(args: CalicoArgs) -> None:
             )
     if args.oci_auth not in _OCI_AUTH:
         raise ConfigurationError(f"oci_auth {args.oci_auth!r} is not one of {', '.join(_OCI_AUTH)}")
+    validate_typha_mode(args.typha)
+    if args.await_timeout_seconds is not None and (
+        isinstance(args.await_timeout_seconds, bool) or not isinstance(args.await_timeout_seconds, int | float)
+        or args.await_timeout_seconds <= 0
+    ):
+        raise ConfigurationError(
+            f"await_timeout_seconds must be a positive number of seconds, got {args.await_timeout_seconds!r}"
+        )
+    detecting = args.network_type is None or args.node_os is None
+    if detecting and args.cluster_id is None:
+        raise ConfigurationError(
+            f"Calico {name!r}: network_type and node_os are required without cluster_id "
+            "(with an OKE cluster_id they are read from the cluster)"
+        )
+    if detecting and not isinstance(args.cluster_id, str):
+        raise ConfigurationError(
+            f"Calico {name!r}: network_type and node_os can only be detected from a known cluster OCID; "
+            "cluster_id is an Output here (a cluster created in this program?), so set both explicitly"
+        )
+    flannel_steps = args.network_type == "flannel-overlay" and args.remove_flannel
+    if flannel_steps and args.disable_flannel_addon and args.cluster_id is None:
+        raise ConfigurationError(
+            f"Calico {name!r}: removing flannel disables the OKE Flannel add-on, which needs cluster_id. "
+            "Pass the cluster OCID, or set disable_flannel_addon=False on basic or non-OKE clusters "
+            "(the kube-flannel-ds DaemonSet is still removed)"
+        )

@@ -12,7 +12,7 @@ import pytest
 
 from calico_component import Calico, CalicoArgs
 from calico_component.errors import ConfigurationError, GuardError
-from tests.conftest import mirror_path, upstream_objects
+from tests.conftest import kubeconfig_text, mirror_path, upstream_objects
 
 CLUSTER = "ocid1.cluster.oc1.iad.aaaa"
 
@@ -23,22 +23,26 @@ class Recorder(pulumi.runtime.Mocks):
 
     cni_type: str = "OCI_VCN_IP_NATIVE"
     k8s_version: str = "v1.30.1"
+    pods_cidr: str | None = None
     node_pools: list[dict[str, Any]] = field(default_factory=list)
     virtual_pools: list[dict[str, Any]] = field(default_factory=list)
     registered: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    providers: dict[str, str] = field(default_factory=dict)  # child name -> provider reference
     calls: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         with self.lock:
             self.registered.append((args.typ, args.name, args.inputs))
+            self.providers[args.name] = args.provider or ""
         return f"{args.name}-id", args.inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.calls.append(args.token)
         if args.token == "oci:ContainerEngine/getCluster:getCluster":
+            options = [{"kubernetesNetworkConfigs": [{"podsCidr": self.pods_cidr}]}] if self.pods_cidr else []
             return {"compartmentId": "ocid1.compartment.x", "kubernetesVersion": self.k8s_version,
-                    "clusterPodNetworkOptions": [{"cniType": self.cni_type}]}, []
+                    "clusterPodNetworkOptions": [{"cniType": self.cni_type}], "options": options}, []
         if args.token == "oci:ContainerEngine/getNodePools:getNodePools":
             return {"nodePools": self.node_pools}, []
         if args.token == "oci:ContainerEngine/getVirtualNodePools:getVirtualNodePools":
@@ -123,7 +127,7 @@ def test_crds_registered_before_everything_else(mocks: Recorder) -> Any:
 def test_flannel_overlay_removal_steps_come_first(mocks: Recorder) -> Any:
     """flannel-overlay: add-on disable, then kube-flannel-ds removal, then 31 Calico objects from calico.yaml."""
     mocks.cni_type = "FLANNEL_OVERLAY"
-    calico = Calico("calico", _args(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig="apiVersion: v1"))
+    calico = Calico("calico", _args(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text()))
 
     def check(_: Any) -> None:
         order = [n for t, n, _ in mocks.registered if t not in ("pulumi:providers:kubernetes", "calico-oke:index:Calico")]
@@ -208,4 +212,159 @@ def test_guards_fail_before_anything_is_registered(setup: Any, kwargs: dict[str,
     pulumi.runtime.set_mocks(rec, preview=True)
     with pytest.raises(error, match=needle):
         Calico("calico", _args(**kwargs))
+    assert not _k8s(rec)
+
+
+def _provider_inputs(rec: Recorder, name: str) -> dict[str, Any]:
+    return next(i for t, n, i in rec.registered if t == "pulumi:providers:kubernetes" and n == name)
+
+
+def _is_secret(value: Any) -> bool:
+    from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
+
+    return isinstance(value, dict) and value.get(_special_sig_key) == _special_secret_sig
+
+
+@pulumi.runtime.test
+def test_providers_are_set_up_for_in_place_changes(mocks: Recorder) -> Any:
+    """The child providers: kubeconfig secret, SSA, mutable ConfigMaps/Secrets, cluster identity, upsert only for CRDs."""
+    calico = Calico("calico", _args(kubeconfig=kubeconfig_text(), cluster_id=CLUSTER))
+
+    def check(_: Any) -> None:
+        for name, upsert in (("calico-k8s", "false"), ("calico-k8s-crds", "true")):
+            inputs = _provider_inputs(mocks, name)
+            assert _is_secret(inputs["kubeconfig"]), f"{name}: kubeconfig stored in plaintext"
+            assert inputs["enableServerSideApply"] == "true"
+            assert inputs["enableConfigMapMutable"] == "true" and inputs["enableSecretMutable"] == "true"
+            assert inputs["clusterIdentifier"] == CLUSTER
+            assert inputs["upsertExistingObjects"] == upsert
+        for t, n, _ in _k8s(mocks):
+            wanted = "calico-k8s-crds" if t.endswith(":CustomResourceDefinition") else "calico-k8s"
+            assert f"::{wanted}::" in mocks.providers[n], (n, mocks.providers[n])
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+@pulumi.runtime.test
+def test_adopt_existing_turns_on_upsert_for_every_object(mocks: Recorder) -> Any:
+    """adopt_existing=True sets upsertExistingObjects on the provider of the non-CRD objects too."""
+    calico = Calico("calico", _args(kubeconfig=kubeconfig_text(), adopt_existing=True))
+
+    def check(_: Any) -> None:
+        assert _provider_inputs(mocks, "calico-k8s")["upsertExistingObjects"] == "true"
+        assert "clusterIdentifier" not in _provider_inputs(mocks, "calico-k8s")
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+@pulumi.runtime.test
+def test_kubeconfig_output_is_stored_as_secret_everywhere(mocks: Recorder) -> Any:
+    """A kubeconfig Output not marked secret (e.g. OKE's get_cluster_kube_config) is secret in every child."""
+    kubeconfig = pulumi.Output.from_input(kubeconfig_text())
+    calico = Calico("calico", _args(network_type="flannel-overlay", disable_flannel_addon=False, kubeconfig=kubeconfig))
+
+    def check(_: Any) -> None:
+        assert _is_secret(_provider_inputs(mocks, "calico-k8s")["kubeconfig"])
+        assert _is_secret(_provider_inputs(mocks, "calico-k8s-crds")["kubeconfig"])
+        flannel = next(i for t, n, i in mocks.registered if n == "calico-flannel-daemonset")
+        assert _is_secret(flannel["kubeconfig"])
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+def test_malformed_kubeconfig_fails_before_registration() -> None:
+    """A plain-string kubeconfig that is not a kubeconfig fails in the constructor, without quoting it."""
+    rec = Recorder()
+    pulumi.runtime.set_mocks(rec, preview=True)
+    token = "tok-ABCDEFGH-0123456789"
+    with pytest.raises(ConfigurationError, match="not valid YAML") as info:
+        Calico("calico", _args(kubeconfig=f"users:\n- user: {{token: {token}\n"))
+    assert token not in str(info.value)
+    assert not [r for r in rec.registered if r[0] != "calico-oke:index:Calico"]
+
+
+@pulumi.runtime.test
+def test_await_timeout_bounds_workloads_only(mocks: Recorder) -> Any:
+    """await_timeout_seconds becomes create/update custom timeouts on the awaited kinds, and on nothing else."""
+    seen: dict[str, pulumi.CustomTimeouts | None] = {}
+
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
+        seen[args.name] = args.opts.custom_timeouts
+
+    pulumi.runtime.register_stack_transformation(record)
+    calico = Calico("calico", _args(await_timeout_seconds=90))
+
+    def check(_: Any) -> None:
+        kinds = {n: t.rsplit(":", 1)[1] for t, n, _ in _k8s(mocks)}
+        for n, kind in kinds.items():
+            timeouts = seen[n]
+            if kind in ("DaemonSet", "Deployment", "Service"):
+                assert timeouts is not None and (timeouts.create, timeouts.update) == ("90s", "90s"), n
+            else:
+                assert timeouts is None, n
+        assert kinds["calico-daemonset-kube-system-calico-node"] == "DaemonSet"
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+@pytest.mark.parametrize("bad", [0, -5, "60", True])
+def test_bad_await_timeout_is_refused(bad: Any) -> None:
+    """A non-positive or non-numeric await timeout is a ConfigurationError naming the value."""
+    pulumi.runtime.set_mocks(Recorder(), preview=True)
+    with pytest.raises(ConfigurationError, match="await_timeout_seconds"):
+        Calico("calico", _args(await_timeout_seconds=bad))
+
+
+def _pools(*sizes: int) -> list[dict[str, Any]]:
+    return [{"state": "ACTIVE", "nodeConfigDetails": [{"size": n}],
+             "nodeImageName": "Oracle-Linux-8.10-2024.09.30-0-OKE-1.30.1-747"} for n in sizes]
+
+
+@pytest.mark.parametrize("sizes, typha", [((20, 30), False), ((20, 31), True)])
+def test_flannel_overlay_reads_pod_cidr_and_node_count_from_cluster(sizes: tuple[int, ...], typha: bool) -> None:
+    """On a known OKE cluster: CALICO_IPV4POOL_CIDR from its pods CIDR, and Typha auto above 50 managed nodes."""
+    rec = Recorder(cni_type="FLANNEL_OVERLAY", pods_cidr="10.244.0.0/16", node_pools=_pools(*sizes))
+    pulumi.runtime.set_mocks(rec, preview=False)
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        calico = Calico("calico", _args(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text(),
+                                        allow_existing_nodes=True))
+
+        def check(values: list[Any]) -> None:
+            typha_enabled, pod_cidr = values[:2]
+            assert (typha_enabled, pod_cidr) == (typha, "10.244.0.0/16")
+            names = [n for _, n, _ in _k8s(rec)]
+            assert ("calico-deployment-kube-system-calico-typha" in names) is typha
+            ds = next(i for _, n, i in _k8s(rec) if n == "calico-daemonset-kube-system-calico-node")
+            env = {e["name"]: e.get("value") for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert env["CALICO_IPV4POOL_CIDR"] == "10.244.0.0/16"
+            config = next(i for _, n, i in _k8s(rec) if n == "calico-configmap-kube-system-calico-config")
+            assert config["data"]["typha_service_name"] == ("calico-typha" if typha else "none")
+
+        urns = [c.urn for c in calico._children.values()]
+        return pulumi.Output.all(calico.typha_enabled, calico.pod_cidr, *urns).apply(check)
+
+    program()
+
+
+@pulumi.runtime.test
+def test_explicit_pod_cidr_beats_the_cluster(mocks: Recorder) -> Any:
+    """An explicit pod_cidr is used even when the cluster reports another pods CIDR."""
+    mocks.cni_type, mocks.pods_cidr, mocks.node_pools = "FLANNEL_OVERLAY", "10.244.0.0/16", _pools(2)
+    calico = Calico("calico", _args(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text(),
+                                    pod_cidr="10.32.0.0/16", allow_existing_nodes=True))
+    return calico.pod_cidr.apply(lambda cidr: assert_equal(cidr, "10.32.0.0/16"))
+
+
+def assert_equal(got: Any, want: Any) -> None:
+    assert got == want
+
+
+def test_typha_off_in_vcn_native_is_refused_before_registration() -> None:
+    """typha='off' on vcn-native fails in the constructor, before any child exists."""
+    rec = Recorder()
+    pulumi.runtime.set_mocks(rec, preview=True)
+    with pytest.raises(ConfigurationError, match="only to flannel-overlay"):
+        Calico("calico", _args(typha="off"))
     assert not _k8s(rec)

@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from tests.conftest import REPO, mirror_path
+from tests.conftest import REPO, kubeconfig_text, mirror_path
 
 CLUSTER = "ocid1.cluster.oc1.iad.aaaaexample"
 
@@ -29,7 +29,7 @@ class ExampleMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "oci:ContainerEngine/getClusterKubeConfig:getClusterKubeConfig":
-            return {"content": "apiVersion: v1\nkind: Config\n"}, []
+            return {"content": kubeconfig_text()}, []
         if args.token == "oci:Identity/getAvailabilityDomains:getAvailabilityDomains":
             return {"availabilityDomains": [{"name": "Uocm:US-ASHBURN-AD-1"}]}, []
         raise AssertionError(f"unexpected invoke {args.token}")
@@ -83,7 +83,7 @@ def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_network_policy_demo_example(monkeypatch: pytest.MonkeyPatch) -> None:
     """The policy demo adds a default-deny and a label-based allow NetworkPolicy after Calico."""
     m = run_program(REPO / "examples/network-policy-demo/__main__.py", "calico-oke-network-policy-demo",
-                    {"kubeconfig": "apiVersion: v1"}, monkeypatch)
+                    {"kubeconfig": kubeconfig_text()}, monkeypatch)
     policies = {n: i for t, n, i in m.registered if t == "kubernetes:networking.k8s.io/v1:NetworkPolicy"}
     assert policies["default-deny"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     allow = policies["allow-frontend"]["spec"]
@@ -98,7 +98,7 @@ def test_stack_program(monkeypatch: pytest.MonkeyPatch) -> None:
     """The root stack program reads its settings from pulumi config and installs Calico."""
     m = run_program(REPO / "__main__.py", "calico-oke",
                     {"calicoVersion": "3.29.2", "networkType": "flannel-overlay", "nodeOs": "oracle-linux-7",
-                     "kubeconfig": "apiVersion: v1", "disableFlannelAddon": "false"}, monkeypatch)
+                     "kubeconfig": kubeconfig_text(), "disableFlannelAddon": "false"}, monkeypatch)
     assert "calico-flannel-daemonset" in [n for _, n, _ in m.registered]
     assert "calico-flannel-addon" not in [n for _, n, _ in m.registered]
     ds = next(i for t, n, i in m.registered if n == "calico-daemonset-kube-system-calico-node")
