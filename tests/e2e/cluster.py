@@ -40,5 +40,63 @@ def flannel_daemonset() -> client.V1DaemonSet:
     )
 
 
+def flannel(k8s: Any) -> Any:
+    return client.AppsV1Api(k8s).read_namespaced_daemon_set("kube-flannel-ds", "kube-system")
+
+
 def flannel_present(k8s: Any) -> bool:
-    return exists(lambda: client.AppsV1Api(k8s).read_namespaced_daemon_set("kube-flannel-ds", "kube-system"))
+    return exists(lambda: flannel(k8s))
+
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+
+
+def key_of(obj: dict[str, Any]) -> Key:
+    meta = obj["metadata"]
+    return (obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def live_uids(k8s: Any, objects: list[dict[str, Any]]) -> dict[Key, str | None]:
+    """The UID of each object as the API server has it now (None: absent), through the dynamic client."""
+    from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.exceptions import NotFoundError
+
+    dyn = DynamicClient(k8s)  # type: ignore[no-untyped-call]
+    found: dict[Key, str | None] = {}
+    for obj in objects:
+        kind, ns, name = key_of(obj)
+        api = dyn.resources.get(api_version=obj["apiVersion"], kind=kind)
+        try:
+            live = api.get(name=name, namespace=ns or None)
+            found[(kind, ns, name)] = str(live.metadata.uid)
+        except NotFoundError:
+            found[(kind, ns, name)] = None
+    return found
+
+
+def crd_names(k8s: Any) -> set[str]:
+    crds: Any = client.ApiextensionsV1Api(k8s).list_custom_resource_definition()
+    return {c.metadata.name for c in crds.items}
+
+
+def workload_images(k8s: Any) -> dict[str, list[str]]:
+    """Container images of calico-node and of every Deployment in kube-system, by object name."""
+    apps = client.AppsV1Api(k8s)
+    images = {"calico-node": [c.image for c in calico_node(k8s).spec.template.spec.containers]}
+    deployments: Any = apps.list_namespaced_deployment("kube-system")
+    for d in deployments.items:
+        images[d.metadata.name] = [c.image for c in d.spec.template.spec.containers]
+    return images
+
+
+def delete_crds(k8s: Any) -> None:
+    """Delete every CRD (the component retains them on destroy) and wait until they are gone."""
+    import time
+
+    api = client.ApiextensionsV1Api(k8s)
+    for name in crd_names(k8s):
+        api.delete_custom_resource_definition(name)
+    deadline = time.monotonic() + 60
+    while crd_names(k8s) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not crd_names(k8s), f"CRDs still present: {sorted(crd_names(k8s))}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,16 +40,55 @@ def tool_paths() -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def control_plane(tool_paths: dict[str, Path]) -> Iterator[ControlPlane]:
+    """A control plane without nodes: nothing is scheduled, so tests use skip_await."""
     with ControlPlane(tool_paths["etcd"], tool_paths["kube-apiserver"], tool_paths["kube-controller-manager"]) as cp:
         yield cp
 
 
 @pytest.fixture(scope="module")
-def k8s(control_plane: ControlPlane) -> Any:
-    """An official Kubernetes client ApiClient for the control plane."""
+def node_cluster(tool_paths: dict[str, Path]) -> Iterator[ControlPlane]:
+    """A control plane with workload controllers, kube-scheduler and kwok: the nodes tests add run pods."""
+    with ControlPlane(tool_paths["etcd"], tool_paths["kube-apiserver"], tool_paths["kube-controller-manager"],
+                      kube_scheduler=tool_paths["kube-scheduler"], kwok=tool_paths["kwok"]) as cp:
+        yield cp
+
+
+def api_client(cp: ControlPlane) -> Any:
+    """An official Kubernetes client ApiClient for a control plane."""
     from kubernetes import config
 
-    return config.new_client_from_config_dict(yaml.safe_load(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
+    return config.new_client_from_config_dict(yaml.safe_load(cp.kubeconfig))  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="module")
+def k8s(control_plane: ControlPlane) -> Any:
+    return api_client(control_plane)
+
+
+@pytest.fixture(scope="module")
+def node_k8s(node_cluster: ControlPlane) -> Any:
+    return api_client(node_cluster)
+
+
+@pytest.fixture(scope="session")
+def client_side_create(tool_paths: dict[str, Path]) -> bool:
+    """Whether the provider under test has pulumi-kubernetes 4.29's create semantics (see tools.py)."""
+    return tools.creates_with_client_side_create(tool_paths["pulumi-resource-kubernetes"])
+
+
+Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture()
+def kubectl(tool_paths: dict[str, Path], control_plane: ControlPlane) -> Kubectl:
+    """Run the pinned kubectl against the control plane, as a user following Oracle's page would."""
+    def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(tool_paths["kubectl"]), "--kubeconfig", str(control_plane.kubeconfig_path), *args],
+                              input=stdin, capture_output=True, text=True, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        return proc
+    return run
 
 
 @pytest.fixture(scope="session")

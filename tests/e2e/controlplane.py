@@ -1,4 +1,9 @@
-"""A throwaway Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver (RBAC, token user), GC controller."""
+"""A throwaway Kubernetes cluster on 127.0.0.1: etcd, kube-apiserver (RBAC, token user), controllers, optional fake nodes.
+
+Without nodes only the garbage collector runs (pulumi destroy deletes in the foreground). With
+``kube_scheduler`` and ``kwok`` the workload controllers run too, kube-scheduler binds pods, and
+kwok plays the kubelet of the Node objects tests create (tests/e2e/nodes.py).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from types import TracebackType
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.e2e import nodes
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -33,6 +40,8 @@ class ControlPlane:
     etcd: Path
     kube_apiserver: Path
     kube_controller_manager: Path
+    kube_scheduler: Path | None = None
+    kwok: Path | None = None
     startup_timeout: float = 90.0
     workdir: Path = field(init=False)
     kubeconfig: str = field(init=False, default="")
@@ -46,9 +55,10 @@ class ControlPlane:
         self.kubeconfig_path = self.workdir / "kubeconfig"
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def _start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+    def _start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **env} if env else None)
         self._procs.append((name, proc))
         return proc
 
@@ -130,15 +140,43 @@ class ControlPlane:
             "current-context: e2e\n"
         )
         self.kubeconfig_path.write_text(self.kubeconfig)
-        # Only the garbage collector: foreground deletes (what `pulumi destroy` asks for) need it.
         self._start("kube-controller-manager", [
             str(self.kube_controller_manager),
             "--kubeconfig", str(self.kubeconfig_path),
-            "--controllers", "garbage-collector-controller",
+            "--controllers", ",".join(self.controllers),
             "--leader-elect=false", "--secure-port", "0",
             "--use-service-account-credentials=false",
+            "--kube-api-qps", "200", "--kube-api-burst", "400",
             "--v", "1",
         ])
+        if self.with_nodes:
+            self._start_node_simulation()
+
+    @property
+    def with_nodes(self) -> bool:
+        return self.kube_scheduler is not None and self.kwok is not None
+
+    @property
+    def controllers(self) -> list[str]:
+        """The garbage collector always (foreground deletes); with nodes, what rollouts and Service endpoints need."""
+        workload = ["deployment-controller", "replicaset-controller", "daemonset-controller", "endpoints-controller",
+                    "endpointslice-controller", "disruption-controller"]
+        return ["garbage-collector-controller", *(workload if self.with_nodes else [])]
+
+    def _start_node_simulation(self) -> None:
+        assert self.kube_scheduler is not None and self.kwok is not None
+        w = self.workdir
+        self._start("kube-scheduler", [
+            str(self.kube_scheduler), "--kubeconfig", str(self.kubeconfig_path), "--leader-elect=false",
+            "--secure-port", "0", "--kube-api-qps", "200", "--kube-api-burst", "400", "--v", "1",
+        ])
+        (w / "kwok.yaml").write_text(nodes.kwok_stages())
+        (w / "kwok-home").mkdir()
+        self._start("kwok", [
+            str(self.kwok), "--kubeconfig", str(self.kubeconfig_path), "--config", str(w / "kwok.yaml"),
+            f"--manage-nodes-with-annotation-selector={nodes.KWOK_ANNOTATION[0]}={nodes.KWOK_ANNOTATION[1]}",
+            "--cidr", nodes.POD_NETWORK,
+        ], env={"HOME": str(w / "kwok-home")})  # kwok also reads ~/.kwok/kwok.yaml: keep it out
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         for _, proc in reversed(self._procs):

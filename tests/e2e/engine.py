@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import sys
@@ -52,3 +53,17 @@ def stack(env: dict[str, str], tool_paths: dict[str, Path], work_dir: Path, proj
         secrets_provider="passphrase",
     )
     return auto.create_or_select_stack(stack_name="e2e", project_name=project, program=program, opts=opts)
+
+
+def backend_dir(env: dict[str, str]) -> Path:
+    """The file backend's directory: every stack file, backup, history entry and checkpoint is under it."""
+    return Path(env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+
+
+def plaintext_leaks(env: dict[str, str], secret: str) -> list[str]:
+    """Files under the backend holding ``secret`` in plaintext or base64 (``stack export`` would decrypt: read files)."""
+    backend = backend_dir(env)
+    needles = [secret.encode(), base64.b64encode(secret.encode())]
+    files = [p for p in backend.rglob("*") if p.is_file()]
+    assert files, f"nothing under {backend}"
+    return [str(p.relative_to(backend)) for p in files if any(n in p.read_bytes() for n in needles)]

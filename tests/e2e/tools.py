@@ -1,4 +1,4 @@
-"""Find or build the pinned binaries the end-to-end suite needs (pulumi, provider, kube-apiserver, etcd)."""
+"""Find or build the pinned binaries the end-to-end suite needs: pulumi, the provider, a control plane, kubectl, kwok."""
 
 from __future__ import annotations
 
@@ -25,8 +25,13 @@ PROVIDER_VERSION = "v4.0.0-20260115033456-f47bc2d6f199"
 PROVIDER_SDK_VERSION = "v4.24.0"
 KUBERNETES_VERSION = "v1.33.13"
 ETCD_VERSION = "v3.6.16"
+KWOK_VERSION = "v0.8.0"
 
-TOOL_NAMES = ("pulumi", "pulumi-resource-kubernetes", "kube-apiserver", "kube-controller-manager", "etcd")
+#: Built from k8s.io/kubernetes at KUBERNETES_VERSION.
+KUBE_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+#: What controller-runtime's envtest ships, so KUBEBUILDER_ASSETS can provide them.
+ENVTEST_TOOLS = ("kube-apiserver", "kube-controller-manager", "etcd", "kubectl")
+TOOL_NAMES = ("pulumi", "pulumi-resource-kubernetes", *KUBE_TOOLS, "etcd", "kwok")
 
 
 class ToolError(RuntimeError):
@@ -52,9 +57,9 @@ class Tool:
 TOOLS = {
     "pulumi": Tool("pulumi", PULUMI_VERSION),
     "pulumi-resource-kubernetes": Tool("pulumi-resource-kubernetes", PROVIDER_VERSION),
-    "kube-apiserver": Tool("kube-apiserver", KUBERNETES_VERSION),
-    "kube-controller-manager": Tool("kube-controller-manager", KUBERNETES_VERSION),
+    **{name: Tool(name, KUBERNETES_VERSION) for name in KUBE_TOOLS},
     "etcd": Tool("etcd", ETCD_VERSION),
+    "kwok": Tool("kwok", KWOK_VERSION),
 }
 
 
@@ -69,7 +74,7 @@ def cache_root() -> Path:
 
 def _env_candidate(name: str) -> Path | None:
     """A binary the user already has: KUBEBUILDER_ASSETS for envtest ones, else an explicit env var."""
-    if name in ("kube-apiserver", "kube-controller-manager", "etcd"):
+    if name in ENVTEST_TOOLS:
         assets = os.environ.get("KUBEBUILDER_ASSETS")
         if assets:
             p = Path(assets) / name
@@ -85,12 +90,17 @@ def _env_candidate(name: str) -> Path | None:
     return None
 
 
+#: Never taken from PATH: the adoption tests exercise kubectl's own apply behaviour, and the kubectl on a
+#: PATH is often a cloud SDK's version dispatcher or some other release.
+NOT_FROM_PATH = frozenset({"kubectl"})
+
+
 def find(name: str, *, use_path: bool = True) -> Path | None:
     """Return an existing binary for ``name`` (env var, PATH, then build cache) or None."""
     found = _env_candidate(name)
     if found:
         return found
-    if use_path and os.environ.get("CALICO_OKE_E2E_IGNORE_PATH") != "1":
+    if use_path and name not in NOT_FROM_PATH and os.environ.get("CALICO_OKE_E2E_IGNORE_PATH") != "1":
         on_path = shutil.which(name)
         if on_path:
             return Path(on_path)
@@ -98,6 +108,16 @@ def find(name: str, *, use_path: bool = True) -> Path | None:
     if cached.is_file():
         return cached
     return None
+
+
+def creates_with_client_side_create(provider: Path) -> bool:
+    """True for pulumi-kubernetes 4.29+, where a create of an existing object fails unless upsertExistingObjects.
+
+    Probed from the binary itself (the option's config key appears in 4.29), so a provider given
+    through CALICO_OKE_E2E_PULUMI_RESOURCE_KUBERNETES or PATH is classified without knowing its version.
+    """
+    with provider.open("rb") as fh:
+        return b"upsertExistingObjects" in fh.read()
 
 
 def _go() -> str:
@@ -129,7 +149,7 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _build_pulumi(work: Path, out: Path, log: Path) -> None:
+def _build_pulumi(work: Path, out_dir: Path, log: Path) -> None:
     go = _go()
     _write(
         work / "go.mod",
@@ -140,10 +160,11 @@ def _build_pulumi(work: Path, out: Path, log: Path) -> None:
     )
     _run([go, "mod", "download", "github.com/pulumi/pulumi/pkg/v3"], work, log)
     ldflags = f"-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version={PULUMI_VERSION}"
-    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"], work, log)
+    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out_dir / "pulumi"),
+          "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"], work, log)
 
 
-def _build_provider(work: Path, out: Path, log: Path) -> None:
+def _build_provider(work: Path, out_dir: Path, log: Path) -> None:
     go = _go()
     _run([go, "mod", "download", f"{PROVIDER_MODULE}@{PROVIDER_VERSION}"], work, log)
     modcache = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
@@ -168,10 +189,12 @@ def _build_provider(work: Path, out: Path, log: Path) -> None:
     # main.go embeds schema-embed.json, which upstream generates and does not commit.
     _run([go, "run", "generate.go"], cmd_dir, log, env={"VERSION": plain_version})
     ldflags = f"-s -w -X {PROVIDER_MODULE}/pkg/version.Version={plain_version}"
-    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "./cmd/pulumi-resource-kubernetes"], copy, log)
+    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out_dir / "pulumi-resource-kubernetes"),
+          "./cmd/pulumi-resource-kubernetes"], copy, log)
 
 
-def _build_kube(package: str, work: Path, out: Path, log: Path) -> None:
+def _build_kube(work: Path, out_dir: Path, log: Path) -> None:
+    """Every KUBE_TOOLS binary in one ``go build``: they share most packages, which are then compiled once."""
     go = _go()
     _run([go, "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], work, log)
     modcache = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
@@ -197,10 +220,18 @@ def _build_kube(package: str, work: Path, out: Path, log: Path) -> None:
         f"-X k8s.io/client-go/pkg/version.gitMinor={mnr}",
     ]
     ldflags = "-s -w " + " ".join(stamp)
-    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), f"k8s.io/kubernetes/cmd/{package}"], work, log)
+    packages = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_TOOLS]
+    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", f"{out_dir}{os.sep}", *packages], work, log)
 
 
-def _build_etcd(work: Path, out: Path, log: Path) -> None:
+def _build_kwok(work: Path, out_dir: Path, log: Path) -> None:
+    go = _go()
+    # kwok's go.mod has no replace directives, so the published module installs as is.
+    _run([go, "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"], work, log,
+         env={"GOBIN": str(out_dir), "GOFLAGS": ""})
+
+
+def _build_etcd(work: Path, out_dir: Path, log: Path) -> None:
     go = _go()
     _write(
         work / "go.mod",
@@ -213,44 +244,52 @@ def _build_etcd(work: Path, out: Path, log: Path) -> None:
         "func main() { etcdmain.Main(os.Args) }\n",
     )
     _run([go, "mod", "tidy"], work, log)
-    _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."], work, log)
+    _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out_dir / "etcd"), "."], work, log)
 
 
-BUILDERS: dict[str, Callable[[Path, Path, Path], None]] = {
-    "pulumi": _build_pulumi,
-    "pulumi-resource-kubernetes": _build_provider,
-    "kube-apiserver": lambda work, out, log: _build_kube("kube-apiserver", work, out, log),
-    # The garbage collector is needed for foreground deletes (pulumi destroy); envtest does not ship it.
-    "kube-controller-manager": lambda work, out, log: _build_kube("kube-controller-manager", work, out, log),
-    "etcd": _build_etcd,
+#: One build per group, each writing its binaries into the directory it is given.
+GROUPS: dict[str, tuple[tuple[str, ...], Callable[[Path, Path, Path], None]]] = {
+    "pulumi": (("pulumi",), _build_pulumi),
+    "pulumi-resource-kubernetes": (("pulumi-resource-kubernetes",), _build_provider),
+    # kube-controller-manager: the garbage collector (foreground deletes, i.e. pulumi destroy) and, with nodes, the
+    # workload controllers; kube-scheduler binds pods to kwok's fake nodes; kubectl installs Calico by hand.
+    "kubernetes": (KUBE_TOOLS, _build_kube),
+    "etcd": (("etcd",), _build_etcd),
+    "kwok": (("kwok",), _build_kwok),
 }
 
 
-def build(name: str) -> Path:
-    """Build one tool into its cache directory (atomically) and return the binary path."""
-    tool = TOOLS[name]
-    if tool.cached_binary.is_file():
-        return tool.cached_binary
+def group_of(name: str) -> str:
+    return next(group for group, (names, _) in GROUPS.items() if name in names)
+
+
+def build(group: str) -> dict[str, Path]:
+    """Build one group into the cache (each binary moved into place atomically); return its binaries' paths."""
+    names, builder = GROUPS[group]
     cache_root().mkdir(parents=True, exist_ok=True)
-    log = cache_root() / f"{name}-{tool.version}.build.log"
-    log.write_text(f"building {name} {tool.version}\n")
+    version = TOOLS[names[0]].version
+    log = cache_root() / f"{group}-{version}.build.log"
+    log.write_text(f"building {', '.join(names)} {version}\n")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=f"build-{name}-", dir=cache_root()) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"build-{group}-", dir=cache_root()) as tmp:
         work = Path(tmp) / "src"
         work.mkdir()
-        staged = Path(tmp) / "bin" / name
-        staged.parent.mkdir()
-        BUILDERS[name](work, staged, log)
-        tool.cache_dir.mkdir(parents=True, exist_ok=True)
-        final_bin = tool.cache_dir / "bin"
-        if not final_bin.exists():
-            os.replace(staged.parent, final_bin)
-    print(f"built {name} {tool.version} in {time.monotonic() - started:.0f}s -> {tool.cached_binary}", file=sys.stderr)
-    return tool.cached_binary
+        staged = Path(tmp) / "bin"
+        staged.mkdir()
+        builder(work, staged, log)
+        for name in names:
+            tool = TOOLS[name]
+            tool.cache_dir.mkdir(parents=True, exist_ok=True)
+            final_bin = tool.cache_dir / "bin"
+            if not tool.cached_binary.is_file():
+                final_bin.mkdir(exist_ok=True)
+                os.replace(staged / name, tool.cached_binary)
+    print(f"built {', '.join(names)} {version} in {time.monotonic() - started:.0f}s into {cache_root()}", file=sys.stderr)
+    return {name: TOOLS[name].cached_binary for name in names}
 
 
 def ensure(names: tuple[str, ...] = TOOL_NAMES, *, parallel: bool = True) -> dict[str, Path]:
-    """Return a path for every tool, building the missing ones (in parallel by default)."""
+    """Return a path for every tool, building the groups of the missing ones (in parallel by default)."""
     result: dict[str, Path] = {}
     missing: list[str] = []
     for name in names:
@@ -260,16 +299,18 @@ def ensure(names: tuple[str, ...] = TOOL_NAMES, *, parallel: bool = True) -> dic
         else:
             missing.append(name)
     if missing:
+        groups = sorted({group_of(n) for n in missing})
         print(f"building e2e tools into {cache_root()}: {', '.join(missing)}", file=sys.stderr)
-        workers = len(missing) if parallel else 1
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(build, n): n for n in missing}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(groups) if parallel else 1) as pool:
+            futures = {pool.submit(build, g): g for g in groups}
             errors = []
             for fut in concurrent.futures.as_completed(futures):
                 try:
-                    result[futures[fut]] = fut.result()
+                    built = fut.result()
                 except ToolError as exc:
                     errors.append(f"{futures[fut]}: {exc}")
+                else:
+                    result.update({n: p for n, p in built.items() if n in missing})
             if errors:
                 raise ToolError("\n".join(errors))
     return result

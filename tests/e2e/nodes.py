@@ -1,0 +1,207 @@
+"""Fake worker nodes for the e2e control plane: kwok's stage configuration and Node objects it manages."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+#: Nodes carrying this annotation are the ones kwok plays the kubelet for.
+KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+#: Pods whose first container's image comes from this registry never become ready: a rollout that cannot finish
+#: (what an unpullable image does on a real node).
+NEVER_READY_REGISTRY = "never-ready.invalid"
+#: Node InternalIPs (hostNetwork pods such as calico-node and calico-typha take their node's IP).
+NODE_NETWORK = ipaddress.IPv4Network("10.100.0.0/16")
+#: kwok's pod IP range for pods that are not on the host network.
+POD_NETWORK = "10.200.0.0/16"
+
+
+def _stage(name: str, kind: str, expressions: list[dict[str, Any]], nxt: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": name},
+        "spec": {"resourceRef": {"apiGroup": "v1", "kind": kind}, "selector": {"matchExpressions": expressions},
+                 "next": nxt},
+    }
+
+
+_NOT_DELETED = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+
+# A pod bound to a fake node: every container running and ready, IPs from the node (host network) or the pod range.
+_RUNNING_POD = """\
+{{ $now := Now }}
+phase: Running
+startTime: {{ $now | Quote }}
+conditions:
+{{ range list "PodScheduled" "Initialized" "ContainersReady" "Ready" }}
+- type: {{ . }}
+  status: "True"
+  lastTransitionTime: {{ $now | Quote }}
+{{ end }}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  imageID: {{ .image | Quote }}
+  ready: true
+  started: true
+  restartCount: 0
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+{{ end }}
+initContainerStatuses:
+{{ range .spec.initContainers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  imageID: {{ .image | Quote }}
+  ready: true
+  restartCount: 0
+  state:
+    terminated:
+      exitCode: 0
+      reason: Completed
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+{{ end }}
+{{ with NodeIPsWith .spec.nodeName }}
+hostIP: {{ index . 0 | Quote }}
+hostIPs:
+{{ range . }}
+- ip: {{ . | Quote }}
+{{ end }}
+{{ end }}
+{{ $meta := .metadata }}
+{{ with PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or $meta.uid "" ) ( or $meta.name "" )
+  ( or $meta.namespace "" ) }}
+podIP: {{ index . 0 | Quote }}
+podIPs:
+{{ range . }}
+- ip: {{ . | Quote }}
+{{ end }}
+{{ end }}
+"""
+
+# A pod whose image cannot be pulled: it stays Pending and never ready.
+_IMAGE_PULL_BACKOFF = """\
+{{ $now := Now }}
+phase: Pending
+conditions:
+- type: PodScheduled
+  status: "True"
+  lastTransitionTime: {{ $now | Quote }}
+- type: Ready
+  status: "False"
+  reason: ContainersNotReady
+  lastTransitionTime: {{ $now | Quote }}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  imageID: ""
+  ready: false
+  restartCount: 0
+  state:
+    waiting:
+      reason: ImagePullBackOff
+{{ end }}
+"""
+
+
+# A node that is not Ready yet becomes Ready (tests create nodes Ready; kwok runs no node controller without a stage).
+_READY_NODE = """\
+{{ $now := Now }}
+conditions:
+- type: Ready
+  status: "True"
+  reason: KubeletReady
+  message: kwok plays the kubelet of this node
+  lastHeartbeatTime: {{ $now | Quote }}
+  lastTransitionTime: {{ $now | Quote }}
+"""
+
+
+def kwok_stages() -> str:
+    """kwok's configuration: Ready nodes, Running-and-ready pods (unless their image is from NEVER_READY_REGISTRY),
+    and deletions finished as a kubelet would."""
+    registry = ".spec.containers[0].image | split(\"/\") | .[0]"
+    unscheduled = {"key": ".status.phase", "operator": "In", "values": ["Pending"]}
+    not_ready = {"key": '.status.conditions.[] | select( .type == "Ready" ) | .status', "operator": "NotIn",
+                 "values": ["True"]}
+    stages = [
+        _stage("node-ready", "Node", [_NOT_DELETED, not_ready], {"statusTemplate": _READY_NODE}),
+        _stage("pod-running", "Pod", [
+            _NOT_DELETED, unscheduled, not_ready,
+            {"key": registry, "operator": "NotIn", "values": [NEVER_READY_REGISTRY]},
+        ], {"statusTemplate": _RUNNING_POD}),
+        _stage("pod-image-pull-backoff", "Pod", [
+            _NOT_DELETED, unscheduled,
+            {"key": '.status.containerStatuses.[0].state.waiting.reason', "operator": "NotIn",
+             "values": ["ImagePullBackOff"]},
+            {"key": registry, "operator": "In", "values": [NEVER_READY_REGISTRY]},
+        ], {"statusTemplate": _IMAGE_PULL_BACKOFF}),
+        # No kubelet confirms a graceful deletion: finish it, or rollouts would wait on Terminating pods forever.
+        _stage("pod-delete", "Pod", [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
+               {"delete": True, "finalizers": {"empty": True}}),
+    ]
+    return yaml.safe_dump_all(stages, sort_keys=False)
+
+
+def node_ip(index: int) -> str:
+    return str(NODE_NETWORK.network_address + 1 + index)
+
+
+def add_nodes(k8s: Any, count: int, prefix: str = "worker", start: int = 0) -> list[str]:
+    """Create ``count`` Ready fake worker nodes (Linux, amd64) that kwok plays the kubelet for."""
+    core = client.CoreV1Api(k8s)
+    names = []
+    for i in range(start, start + count):
+        name = f"{prefix}-{i}"
+        labels = {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name}
+        core.create_node(client.V1Node(metadata=client.V1ObjectMeta(
+            name=name, labels=labels, annotations={KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1]})))
+        # The TaintNodesByCondition admission plugin taints new nodes not-ready; the node lifecycle controller (not
+        # run here: no kubelet heartbeats) would lift it once Ready, so lift it the same way.
+        core.patch_node(name, [{"op": "replace", "path": "/spec/taints", "value": []}])
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        capacity = {"cpu": "16", "memory": "64Gi", "pods": "110"}
+        core.patch_node_status(name, {"status": {
+            "capacity": capacity, "allocatable": capacity,
+            "addresses": [{"type": "InternalIP", "address": node_ip(i)}, {"type": "Hostname", "address": name}],
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "lastHeartbeatTime": now, "lastTransitionTime": now}],
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "v1.33.13",
+                         "osImage": "Oracle Linux Server 8.10", "containerRuntimeVersion": "fake://kwok",
+                         "kernelVersion": "", "kubeProxyVersion": "", "bootID": "", "machineID": "",
+                         "systemUUID": ""},
+        }})
+        names.append(name)
+    return names
+
+
+def delete_nodes(k8s: Any) -> None:
+    """Remove every fake node and the pods bound to them."""
+    core = client.CoreV1Api(k8s)
+    node_list: Any = core.list_node()
+    for node in node_list.items:
+        core.delete_node(node.metadata.name)
+    pod_list: Any = core.list_pod_for_all_namespaces()
+    for pod in pod_list.items:
+        if pod.spec.node_name:
+            core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")

@@ -1,0 +1,110 @@
+"""Adopting a Calico installed by hand with kubectl (client-side and server-side apply): nothing is recreated."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+from pulumi import automation as auto
+
+from calico_component import Calico, CalicoArgs
+from tests.conftest import REPO
+from tests.e2e.cluster import Key, calico_node, delete_crds, env_of, live_uids
+from tests.e2e.conftest import Kubectl, Run, StackFactory, mirror
+from tests.e2e.controlplane import ControlPlane
+
+VERSION, UPGRADE = "3.28.0", "3.29.2"
+KUBECTL_STYLES = {"client-side": ["apply", "-f", "-"], "server-side": ["apply", "--server-side", "-f", "-"]}
+HAND_ADDED_ENV = "CALICO_HAND_TUNED"
+
+
+def rendered_yaml(version: str) -> str:
+    """What a user following Oracle's page applies: the upstream manifest with the documented edits (our CLI)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "calico_component", "render", "--calico-version", version, "--network-type", "vcn-native",
+         "--node-os", "oracle-linux-8", "--mirror", mirror()],
+        capture_output=True, text=True, check=True, cwd=REPO, timeout=120,
+    )
+    return proc.stdout
+
+
+def hand_tuned(manifest: str) -> tuple[str, list[dict[str, Any]]]:
+    """The manifest with one env var a user added by hand to calico-node (a field only kubectl will have set)."""
+    objects = [o for o in yaml.safe_load_all(manifest) if o]
+    for o in objects:
+        if o["kind"] == "DaemonSet" and o["metadata"]["name"] == "calico-node":
+            o["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": HAND_ADDED_ENV, "value": "1"})
+    return yaml.safe_dump_all(objects), objects
+
+
+def program(kubeconfig: str, version: str, adopt: bool) -> Any:
+    def run() -> None:
+        Calico("calico", CalicoArgs(calico_version=version, network_type="vcn-native", node_os="oracle-linux-8",
+                                    kubeconfig=kubeconfig, manifest_mirror=mirror(), skip_await=True,
+                                    adopt_existing=adopt))
+    return run
+
+
+def managers(obj: Any) -> set[str]:
+    return {f.manager for f in obj.metadata.managed_fields}
+
+
+def unchanged(before: dict[Key, str | None], after: dict[Key, str | None]) -> list[Key]:
+    return [k for k, uid in before.items() if after.get(k) != uid]
+
+
+@pytest.mark.parametrize("style", list(KUBECTL_STYLES))
+def test_adopt_hand_installed_calico(style: str, control_plane: ControlPlane, k8s: Any, kubectl: Kubectl,
+                                     make_stack: StackFactory, client_side_create: bool) -> None:
+    """adopt_existing takes over a kubectl-installed Calico: no UID changes, refresh is a no-op, upgrades in place."""
+    delete_crds(k8s)  # the module's cluster is shared: start from no Calico at all
+    manifest, objects = hand_tuned(rendered_yaml(VERSION))
+    kubectl(*KUBECTL_STYLES[style], stdin=manifest)
+    before = live_uids(k8s, objects)
+    assert all(before.values()), "kubectl did not create every object"
+
+    # Without the input: on pulumi-kubernetes 4.29+ up fails at the first object that exists (AlreadyExists; preview
+    # does not show it) and nothing is recreated; older providers upsert silently, which is why the README tells
+    # users to say adopt_existing=True explicitly.
+    stack = make_stack(f"calico-e2e-adopt-{style}", program(control_plane.kubeconfig, VERSION, adopt=False))
+    if client_side_create:
+        with pytest.raises(auto.errors.CommandError, match="already exists") as info:
+            stack.up(on_output=lambda _: None)
+        assert "upsertExistingObjects" in str(info.value)
+        assert unchanged(before, live_uids(k8s, objects)) == []
+
+    stack = make_stack(f"calico-e2e-adopt-{style}", program(control_plane.kubeconfig, VERSION, adopt=True))
+    run = Run()
+    result = stack.up(on_event=run.on_event, on_output=lambda _: None)
+    assert result.summary.result == "succeeded"
+    # Creates only, plus (after the failed attempt above) the provider taking adopt_existing into its settings.
+    assert [x for x in run.changed() if x[0] != "create"] in (
+        [], [("update", "pulumi:providers:kubernetes", "calico-k8s")]), run.changed()
+    assert unchanged(before, live_uids(k8s, objects)) == [], "adoption recreated objects"
+
+    run = Run()
+    stack.preview(on_event=run.on_event, refresh=True)
+    assert run.changed() == [], f"preview --refresh after adoption is not a no-op: {run.changed()}"
+
+    # The adopting up keeps what kubectl alone set (README, "Adopting a Calico installed by hand").
+    env = env_of(calico_node(k8s))
+    assert env[HAND_ADDED_ENV] == "1"
+    annotations = calico_node(k8s).metadata.annotations or {}
+    assert ("kubectl.kubernetes.io/last-applied-configuration" in annotations) is (style == "client-side")
+
+    # The next upgrade is in place, and the adopted objects keep their identity.
+    stack = make_stack(f"calico-e2e-adopt-{style}", program(control_plane.kubeconfig, UPGRADE, adopt=True))
+    run = Run()
+    assert stack.up(on_event=run.on_event, on_output=lambda _: None).summary.result == "succeeded"
+    assert not [x for x in run.changed() if x[0] in ("replace", "create-replacement", "delete-replaced", "delete")]
+    assert unchanged(before, live_uids(k8s, objects)) == []
+    assert calico_node(k8s).spec.template.spec.containers[0].image == f"docker.io/calico/node:v{UPGRADE}"
+    # That first update of each adopted object hands kubectl's fields to Pulumi, which does not apply them: what only
+    # kubectl had set is removed then (README, "Adopting a Calico installed by hand").
+    ds = calico_node(k8s)
+    assert HAND_ADDED_ENV not in env_of(ds)
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in (ds.metadata.annotations or {})
+    assert all(m.startswith("pulumi-kubernetes") for m in managers(ds)), managers(ds)
