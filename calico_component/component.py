@@ -43,8 +43,10 @@ from .resources import (
 
 TYPE_TOKEN = "calico-oke:index:Calico"
 _OCI_AUTH = ("api_key", "instance_principal", "resource_principal")
+#: Calico's own pods: created after the CRDs they read.
+WORKLOAD_KINDS = frozenset({"DaemonSet", "Deployment"})
 #: Kinds pulumi-kubernetes waits for (rollout, endpoints): ``await_timeout_seconds`` bounds them.
-AWAITED_KINDS = frozenset({"DaemonSet", "Deployment", "Service"})
+AWAITED_KINDS = WORKLOAD_KINDS | {"Service"}
 
 
 @dataclass(kw_only=True)
@@ -148,20 +150,19 @@ class Calico(pulumi.ComponentResource):
         pools (guards, Typha auto) and the cluster (pods CIDR), when ``cluster_id`` is a known OCID.
         """
         cluster_id = args.cluster_id if isinstance(args.cluster_id, str) else None
-        flannel_hint = args.network_type == "flannel-overlay"
-        wants_cluster = args.network_type is None or args.node_os is None or (
-            flannel_hint and (args.remove_flannel or args.pod_cidr is None or _typha_needs_nodes(args))
-        )
-        facts = lookup_cluster(cluster_id, self) if cluster_id is not None and wants_cluster else None
+        detecting = args.network_type is None or args.node_os is None
+        wants_cluster = detecting or (args.network_type == "flannel-overlay" and args.pod_cidr is None)
+        facts = None
+        if cluster_id is not None and (wants_cluster or _flannel_needs_pools(args, args.network_type)):
+            facts = lookup_cluster(cluster_id, self)
         network_type = validate_network_type(
             args.network_type if args.network_type is not None
             else network_type_from_cni(facts.cni_type if facts else None, str(cluster_id))
         )
         if facts is not None:
             refuse_cni_mismatch(network_type, facts)
-        flannel = network_type == "flannel-overlay"
         pools: NodePoolFacts | None = None
-        if facts is not None and (args.node_os is None or (flannel and (args.remove_flannel or _typha_needs_nodes(args)))):
+        if facts is not None and (args.node_os is None or _flannel_needs_pools(args, network_type)):
             pools = lookup_node_pools(facts, self)
             refuse_virtual_node_pools(pools, facts.cluster_id)
         if args.node_os is not None:
@@ -184,10 +185,8 @@ class Calico(pulumi.ComponentResource):
 
     def _choose_extras(self, args: CalicoArgs, cluster: _Cluster) -> tuple[TyphaChoice, PodCidrChoice]:
         """Typha and the pod CIDR (decisions beyond Oracle's document), logged so preview shows why."""
-        typha = choose_typha(
-            validate_typha_mode(args.typha), cluster.network_type,
-            node_count=cluster.pools.node_count if cluster.pools else None, replicas=args.typha_replicas,
-        )
+        typha = choose_typha(args.typha, cluster.network_type, replicas=args.typha_replicas,
+                             node_count=cluster.pools.node_count if cluster.pools else None)
         pod_cidr = choose_pod_cidr(cluster.network_type, args.pod_cidr, cluster.facts.pods_cidr if cluster.facts else None)
         if cluster.network_type == "flannel-overlay":
             pulumi.log.info(f"Typha {'on' if typha.enabled else 'off'}: {typha.reason}", resource=self)
@@ -250,14 +249,17 @@ class Calico(pulumi.ComponentResource):
                 children[n] = create_resource(n, with_annotations(obj, annotations), crd_opts)
                 crds.append(children[n])
         extra = {**annotations, SKIP_AWAIT_ANNOTATION: "true"} if args.skip_await else annotations
-        object_opts = pulumi.ResourceOptions.merge(k8s_opts.objects, pulumi.ResourceOptions(depends_on=list(removal) + crds))
         timeouts = _await_timeouts(args.await_timeout_seconds)
-        awaited_opts = pulumi.ResourceOptions.merge(object_opts, pulumi.ResourceOptions(custom_timeouts=timeouts))
         for obj in rendered.objects:
             if is_crd(obj):
                 continue
             n = logical_name(name, obj)
-            opts = awaited_opts if obj.get("kind") in AWAITED_KINDS else object_opts
+            kind = obj.get("kind", "")
+            # Only Calico's workloads wait for the CRDs (its pods read them at start); RBAC, ConfigMaps, Services
+            # and PDBs do not, and an edge to every CRD costs each of them ~4 KB of state.
+            depends_on = list(removal) + (crds if kind in WORKLOAD_KINDS else [])
+            opts = pulumi.ResourceOptions.merge(k8s_opts.objects, pulumi.ResourceOptions(
+                depends_on=depends_on, custom_timeouts=timeouts if kind in AWAITED_KINDS else None))
             children[n] = create_resource(n, with_annotations(obj, extra), opts)
         return children
 
@@ -284,9 +286,11 @@ class Calico(pulumi.ComponentResource):
         })
 
 
-def _typha_needs_nodes(args: CalicoArgs) -> bool:
-    """Typha auto without typha_replicas is decided by the managed node count."""
-    return args.typha == "auto" and args.typha_replicas is None
+def _flannel_needs_pools(args: CalicoArgs, network_type: str | None) -> bool:
+    """flannel-overlay reads the node pools for the existing-nodes and virtual-pool guards of flannel removal,
+    and for Typha auto (decided by the managed node count unless typha_replicas asks for Typha)."""
+    typha_auto = args.typha == "auto" and args.typha_replicas is None
+    return network_type == "flannel-overlay" and (args.remove_flannel or typha_auto)
 
 
 def _await_timeouts(seconds: float | None) -> pulumi.CustomTimeouts | None:

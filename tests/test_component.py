@@ -110,15 +110,15 @@ def test_vcn_native_registers_one_child_per_object(mocks: Recorder) -> Any:
 
 
 @pulumi.runtime.test
-def test_crds_registered_before_everything_else(mocks: Recorder) -> Any:
-    """Every CustomResourceDefinition is registered before any object that depends on it."""
+def test_crds_registered_before_the_workloads(mocks: Recorder) -> Any:
+    """Every CustomResourceDefinition reaches the engine before calico-node and the Deployments that read them."""
     calico = Calico("calico", _args())
 
     def check(_: Any) -> None:
         kinds = [t for t, _, _ in _k8s(mocks)]
         last_crd = max(i for i, t in enumerate(kinds) if t.endswith(":CustomResourceDefinition"))
-        first_other = min(i for i, t in enumerate(kinds) if not t.endswith(":CustomResourceDefinition"))
-        assert last_crd < first_other
+        first_workload = min(i for i, t in enumerate(kinds) if t.endswith((":DaemonSet", ":Deployment")))
+        assert last_crd < first_workload
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 
@@ -368,3 +368,27 @@ def test_typha_off_in_vcn_native_is_refused_before_registration() -> None:
     with pytest.raises(ConfigurationError, match="only to flannel-overlay"):
         Calico("calico", _args(typha="off"))
     assert not _k8s(rec)
+
+
+@pulumi.runtime.test
+def test_workloads_wait_for_crds_other_objects_do_not(mocks: Recorder) -> Any:
+    """calico-node and the Deployments depend on every CRD; RBAC, ConfigMaps and Services carry no CRD edges."""
+    depends: dict[str, list[Any]] = {}
+
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
+        depends[args.name] = list(args.opts.depends_on or []) if isinstance(args.opts.depends_on, list) else []
+
+    pulumi.runtime.register_stack_transformation(record)
+    calico = Calico("calico", _args())
+
+    def check(_: Any) -> None:
+        crds = [c for n, c in calico._children.items() if "customresourcedefinition" in n]
+        upstream = upstream_objects("3.28.0", "calico-policy-only.yaml")
+        assert len(crds) == len([o for o in upstream if o["kind"] == "CustomResourceDefinition"])
+        for n, kind in ((n, t.rsplit(":", 1)[1]) for t, n, _ in _k8s(mocks)):
+            if kind in ("DaemonSet", "Deployment"):
+                assert all(any(d is c for d in depends[n]) for c in crds), n
+            else:
+                assert not [d for d in depends[n] if any(d is c for c in crds)], n
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
