@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from .errors import ConfigurationError
-from .releases import NetworkType
+from .releases import NetworkType, one_of
 
 TyphaMode = Literal["auto", "on", "off"]
 TYPHA_MODES: tuple[TyphaMode, ...] = get_args(TyphaMode)
@@ -39,38 +39,33 @@ class PodCidrChoice:
 
 def validate_typha_mode(value: object) -> TyphaMode:
     """Return ``value`` as a TyphaMode or raise ConfigurationError naming the valid ones."""
-    for mode in TYPHA_MODES:
-        if value == mode:
-            return mode
-    raise ConfigurationError(
-        f"typha {value!r} is not one of {', '.join(TYPHA_MODES)} (auto: on above {TYPHA_NODE_THRESHOLD} nodes)"
-    )
+    return one_of(value, TYPHA_MODES, "typha", f" (auto: on above {TYPHA_NODE_THRESHOLD} nodes)")
 
 
 def choose_typha(
-    mode: TyphaMode, network_type: NetworkType, *, node_count: int | None, replicas: int | None
+    mode: str, network_type: NetworkType, *, node_count: int | None, replicas: int | None
 ) -> TyphaChoice:
-    """Decide Typha from the mode, the cluster's managed node count (None: unknown) and ``typha_replicas``.
+    """Decide Typha from the mode (validated here), the managed node count (None: unknown) and ``typha_replicas``.
 
     vcn-native always runs Typha: Oracle's procedure uses calico-policy-only.yaml, which has it.
     flannel-overlay runs it with ``on``, and with ``auto`` when ``typha_replicas`` is set or the
     managed node pools total more than 50 nodes.
     """
-    mode = validate_typha_mode(mode)
+    typha = validate_typha_mode(mode)
     if network_type == "vcn-native":
-        if mode == "off":
+        if typha == "off":
             raise ConfigurationError(
                 "typha='off' applies only to flannel-overlay: in vcn-native, Oracle's procedure deploys "
                 "calico-policy-only.yaml, which always has calico-typha. Remove typha (or use typha_replicas to scale it)."
             )
         return TyphaChoice(True, False, "vcn-native: calico-policy-only.yaml always runs calico-typha")
-    if mode == "off":
+    if typha == "off":
         if replicas is not None:
             raise ConfigurationError(
                 f"typha_replicas={replicas} needs Typha, but typha='off'; remove typha_replicas or set typha='on'"
             )
         return TyphaChoice(False, False, "typha='off'")
-    if mode == "on":
+    if typha == "on":
         return TyphaChoice(True, True, "typha='on'")
     if replicas is not None:
         return TyphaChoice(True, True, f"typha='auto' and typha_replicas={replicas}")

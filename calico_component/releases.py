@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 from .errors import CompatibilityError, ConfigurationError, UnsupportedVersionError
+
+T = TypeVar("T")
 
 NetworkType = Literal["flannel-overlay", "vcn-native"]
 NodeOS = Literal["oracle-linux-7", "oracle-linux-8", "oracle-linux-9"]
@@ -151,23 +153,25 @@ def get_release(version: str) -> Release:
         ) from None
 
 
+def one_of(value: object, choices: tuple[T, ...], what: str, hint: str = "") -> T:
+    """Return ``value`` as the choice it equals, or raise ConfigurationError naming it and the valid ones."""
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise ConfigurationError(
+        f"{what} {value!r} is not supported; expected one of {', '.join(map(str, choices))}{hint}"
+    )
+
+
 def validate_network_type(value: str) -> NetworkType:
     """Return ``value`` as a NetworkType or raise ConfigurationError naming the valid ones."""
-    for nt in NETWORK_TYPES:
-        if value == nt:
-            return nt
-    raise ConfigurationError(
-        f"network type {value!r} is not supported; expected one of {', '.join(NETWORK_TYPES)} "
-        "(flannel-overlay: Calico replaces flannel; vcn-native: policy only beside the OCI VCN-native CNI)"
-    )
+    return one_of(value, NETWORK_TYPES, "network type",
+                  " (flannel-overlay: Calico replaces flannel; vcn-native: policy only beside the OCI VCN-native CNI)")
 
 
 def validate_node_os(value: str) -> NodeOS:
     """Return ``value`` as a NodeOS or raise ConfigurationError naming the valid ones."""
-    for os_name in NODE_OSES:
-        if value == os_name:
-            return os_name
-    raise ConfigurationError(f"node OS {value!r} is not supported; expected one of {', '.join(NODE_OSES)}")
+    return one_of(value, NODE_OSES, "node OS")
 
 
 def validate_sha256(value: str) -> str:

@@ -50,7 +50,7 @@ def test_vcn_native_always_has_typha() -> None:
 
 def test_bad_typha_mode() -> None:
     """A typha value outside auto/on/off names the value and the valid ones."""
-    with pytest.raises(ConfigurationError, match=r"'yes' is not one of auto, on, off"):
+    with pytest.raises(ConfigurationError, match=r"typha 'yes' is not supported; expected one of auto, on, off"):
         validate_typha_mode("yes")
 
 
