@@ -1,20 +1,23 @@
-"""Benchmark: preview / first up / no-op up wall time and state size, Calico component vs yaml.v2.ConfigGroup.
+"""Benchmark: preview / first up / no-op up wall time and state size: Calico component vs yaml.v2.ConfigGroup.
 
 Runs on one throwaway control plane (tests/e2e/controlplane.py) with the pinned tools
 (tests/e2e/tools.py builds or finds them). Both deploy the same transformed v3.28.0
-vcn-native manifest with skip-await. Run: python benchmarks/engine.py [--repeat N].
+vcn-native manifest with skip-await, through providers with the same settings. The state is
+also broken down by field, to show where the component's is larger.
+Run: python benchmarks/engine.py [--repeat N].
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calico_component import Calico, CalicoArgs, FetchOptions, render
+from calico_component.providers import IN_PLACE_SETTINGS
 from calico_component.resources import SKIP_AWAIT_ANNOTATION, with_annotations
 from tests.conftest import mirror_path
 from tests.e2e import engine, tools
@@ -46,7 +50,8 @@ def configgroup_program(kubeconfig: str) -> Callable[[], None]:
 
         rendered = render(VERSION, NETWORK, NODE_OS, fetch_options=FetchOptions(mirror=str(mirror_path())))
         objs: list[Any] = [with_annotations(o, {SKIP_AWAIT_ANNOTATION: "true"}) for o in rendered.objects]
-        provider = k8s.Provider("k8s", kubeconfig=kubeconfig, enable_server_side_apply=True)
+        settings: dict[str, Any] = dict(IN_PLACE_SETTINGS)  # the same provider settings the component uses
+        provider = k8s.Provider("k8s", kubeconfig=kubeconfig, **settings)
         k8s.yaml.v2.ConfigGroup("calico", objs=objs, opts=pulumi.ResourceOptions(provider=provider))
     return run
 
@@ -66,10 +71,24 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def state_breakdown(deployment: Mapping[str, Any] | None) -> collections.Counter[str]:
+    """JSON bytes of the state by field of the Kubernetes objects, and by type for everything else."""
+    sizes: collections.Counter[str] = collections.Counter()
+    for resource in (deployment or {}).get("resources", []):
+        kind = resource["type"]
+        if kind.startswith("kubernetes:") and not kind.startswith("kubernetes:yaml"):
+            for key, value in resource.items():
+                sizes[f"objects.{key}"] += len(json.dumps(value))
+        else:
+            sizes[kind] += len(json.dumps(resource))
+    return sizes
+
+
 def measure(label: str, env: dict[str, str], paths: dict[str, Path], cp: ControlPlane, work: Path,
-            program: Callable[[], None], repeat: int) -> dict[str, float]:
+            program: Callable[[], None], repeat: int) -> tuple[dict[str, float], collections.Counter[str]]:
     samples: dict[str, list[float]] = {"preview": [], "up": [], "noop_up": []}
     state_bytes = 0
+    breakdown: collections.Counter[str] = collections.Counter()
     def quiet(_: str) -> None:
         pass
 
@@ -78,13 +97,15 @@ def measure(label: str, env: dict[str, str], paths: dict[str, Path], cp: Control
         samples["preview"].append(timed(partial(stack.preview, on_output=quiet)))
         samples["up"].append(timed(partial(stack.up, on_output=quiet)))
         samples["noop_up"].append(timed(partial(stack.up, on_output=quiet)))
-        state_bytes = len(json.dumps(stack.export_stack().deployment).encode())
+        deployment = stack.export_stack().deployment
+        state_bytes = len(json.dumps(deployment).encode())
+        breakdown = state_breakdown(deployment)
         stack.destroy(on_output=quiet)
         stack.workspace.remove_stack(stack.name, force=True)
         delete_crds(cp.kubeconfig)  # the component retains CRDs on destroy; start every run from scratch
     result = {k: statistics.median(v) for k, v in samples.items()}
     result["state_bytes"] = state_bytes
-    return result
+    return result, breakdown
 
 
 def main() -> int:
@@ -98,11 +119,12 @@ def main() -> int:
         os.environ.update(env)
         work = Path(tmp) / "work"
         work.mkdir()
-        results = {
+        measured = {
             "component": measure("component", env, paths, cp, work, component_program(cp.kubeconfig), args.repeat),
             "configgroup": measure("configgroup", env, paths, cp, work, configgroup_program(cp.kubeconfig),
                                    args.repeat),
         }
+    results = {name: r for name, (r, _) in measured.items()}
     print(f"Calico {VERSION} {NETWORK}, 34 objects, median of {args.repeat} runs (seconds)")
     print(f"{'':14}{'preview':>9}{'first up':>10}{'no-op up':>10}{'state bytes':>13}")
     for name, r in results.items():
@@ -110,6 +132,11 @@ def main() -> int:
     c, g = results["component"], results["configgroup"]
     print(f"{'ratio c/g':14}{c['preview'] / g['preview']:9.2f}{c['up'] / g['up']:10.2f}"
           f"{c['noop_up'] / g['noop_up']:10.2f}{c['state_bytes'] / g['state_bytes']:13.2f}")
+    sc, sg = measured["component"][1], measured["configgroup"][1]
+    print("\nstate bytes by field (Kubernetes objects) or by resource type, largest difference first")
+    print(f"{'':40}{'component':>11}{'configgroup':>13}{'difference':>12}")
+    for key in sorted(sc.keys() | sg.keys(), key=lambda k: -abs(sc[k] - sg[k]))[:10]:
+        print(f"{key:40}{sc[key]:>11}{sg[key]:>13}{sc[key] - sg[key]:>+12}")
     return 0
 
 
