@@ -23,11 +23,16 @@ calico = Calico(
         cluster_id=cluster_id,
         kubeconfig=kubeconfig,
         allow_existing_nodes=config.get_bool("allowExistingNodes") or False,
+        adopt_existing=config.get_bool("adoptExisting") or False,
         disable_flannel_addon=config.get_bool("disableFlannelAddon") is not False,
         manifest_mirror=config.get("manifestMirror"),
         manifest_sha256=config.get("manifestSha256"),
         image_registry=config.get("imageRegistry"),
+        pod_cidr=config.get("podCidr"),
+        typha=config.get("typha") or "auto",
+        typha_replicas=config.get_int("typhaReplicas"),
         skip_await=config.get_bool("skipAwait") or False,
+        await_timeout_seconds=config.get_float("awaitTimeoutSeconds"),
         strict_version_check=config.get_bool("strictVersionCheck") or False,
     ),
 )
@@ -37,3 +42,4 @@ pulumi.export("networkType", calico.network_type)
 pulumi.export("manifestUrl", calico.manifest_url)
 pulumi.export("manifestSha256", calico.manifest_sha256)
 pulumi.export("objectCount", calico.object_count)
+pulumi.export("typhaEnabled", calico.typha_enabled)

@@ -98,8 +98,15 @@ def test_stack_program(monkeypatch: pytest.MonkeyPatch) -> None:
     """The root stack program reads its settings from pulumi config and installs Calico."""
     m = run_program(REPO / "__main__.py", "calico-oke",
                     {"calicoVersion": "3.29.2", "networkType": "flannel-overlay", "nodeOs": "oracle-linux-7",
-                     "kubeconfig": kubeconfig_text(), "disableFlannelAddon": "false"}, monkeypatch)
+                     "kubeconfig": kubeconfig_text(), "disableFlannelAddon": "false", "podCidr": "10.32.0.0/16",
+                     "typha": "on", "typhaReplicas": "2", "adoptExisting": "true"}, monkeypatch)
     assert "calico-flannel-daemonset" in [n for _, n, _ in m.registered]
     assert "calico-flannel-addon" not in [n for _, n, _ in m.registered]
     ds = next(i for t, n, i in m.registered if n == "calico-daemonset-kube-system-calico-node")
-    assert ds["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/calico/node:v3.29.2"
+    container = ds["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "docker.io/calico/node:v3.29.2"
+    assert {"name": "CALICO_IPV4POOL_CIDR", "value": "10.32.0.0/16"} in container["env"]
+    typha = next(i for t, n, i in m.registered if n == "calico-deployment-kube-system-calico-typha")
+    assert typha["spec"]["replicas"] == 2
+    provider = next(i for t, n, i in m.registered if n == "calico-k8s")
+    assert provider["upsertExistingObjects"] == "true"
