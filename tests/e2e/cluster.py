@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from kubernetes import client
@@ -89,14 +90,26 @@ def workload_images(k8s: Any) -> dict[str, list[str]]:
     return images
 
 
-def delete_crds(k8s: Any) -> None:
-    """Delete every CRD (the component retains them on destroy) and wait until they are gone."""
+def delete_crds(k8s: Any, timeout: float = 180) -> None:
+    """Delete every CRD (the component retains them on destroy) and wait until they are gone.
+
+    kube-apiserver's CRD finalizer fails while a just-updated CRD's storage reinitializes and then
+    retries with an exponential backoff that can exceed a minute; touching a terminating CRD queues
+    it again at once, so the wait nudges whatever is left every few seconds.
+    """
     import time
 
     api = client.ApiextensionsV1Api(k8s)
     for name in crd_names(k8s):
         api.delete_custom_resource_definition(name)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
+    nudged = time.monotonic()
     while crd_names(k8s) and time.monotonic() < deadline:
         time.sleep(0.2)
+        if time.monotonic() - nudged > 5:
+            for name in crd_names(k8s):
+                with contextlib.suppress(ApiException):
+                    api.patch_custom_resource_definition(
+                        name, {"metadata": {"annotations": {"calico-oke.e2e/nudge": str(time.monotonic())}}})
+            nudged = time.monotonic()
     assert not crd_names(k8s), f"CRDs still present: {sorted(crd_names(k8s))}"
