@@ -69,6 +69,12 @@ def test_new_flannel_cluster_example(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(calico_children) == 31
     last_calico = max(order.index(n) for n in calico_children)
     assert order.index("workers") > last_calico
+    # The example's comment: the kubeconfig (not secret as OKE returns it) is stored only inside secrets.
+    from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
+
+    holders = [i for t, n, i in m.registered if n in ("calico-k8s", "calico-k8s-crds", "calico-flannel-daemonset")]
+    assert len(holders) == 3
+    assert all(i["kubeconfig"].get(_special_sig_key) == _special_secret_sig for i in holders)
 
 
 def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,7 +53,7 @@ cluster = oci.containerengine.Cluster(
         "kubernetes_network_config": {"pods_cidr": "10.244.0.0/16", "services_cidr": "10.96.0.0/16"},
     },
 )
-# Stored only inside secrets: the component's Kubernetes provider and flannel step keep it encrypted in state.
+# Stored only inside secrets: the component's Kubernetes providers and flannel step keep it encrypted in state.
 kubeconfig = oci.containerengine.get_cluster_kube_config_output(cluster_id=cluster.id).content
 
 # The cluster is created in this program, so its OCID is an Output: say what it is explicitly.
