@@ -21,13 +21,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calico_component import Calico, CalicoArgs, FetchOptions, render
+from calico_component.local.controlplane import ControlPlane
+from calico_component.local.nodes import add_nodes, delete_nodes
 from calico_component.providers import IN_PLACE_SETTINGS
 from tests.conftest import mirror_path
 from tests.e2e import engine, tools
 from tests.e2e.cluster import delete_crds
 from tests.e2e.conftest import api_client
-from tests.e2e.controlplane import ControlPlane
-from tests.e2e.nodes import add_nodes, delete_nodes
 
 NETWORK, NODE_OS, FIRST, UPGRADE = "vcn-native", "oracle-linux-8", "3.28.0", "3.29.2"
 Program = Callable[[str, str], Callable[[], None]]

@@ -8,6 +8,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from calico_component.local.nodes import exists, fake_flannel_daemonset, flannel, flannel_present
+
+__all__ = ["Key", "calico_node", "crd_names", "delete_crds", "env_of", "exists", "flannel", "flannel_daemonset",
+           "flannel_present", "key_of", "live_uids", "workload_images"]
+
+flannel_daemonset = fake_flannel_daemonset
+
 
 def calico_node(k8s: Any) -> Any:
     return client.AppsV1Api(k8s).read_namespaced_daemon_set("calico-node", "kube-system")
@@ -15,38 +22,6 @@ def calico_node(k8s: Any) -> Any:
 
 def env_of(ds: Any) -> dict[str, str | None]:
     return {e.name: e.value for e in ds.spec.template.spec.containers[0].env}
-
-
-def exists(read: Any) -> bool:
-    try:
-        read()
-        return True
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-
-
-def flannel_daemonset() -> client.V1DaemonSet:
-    labels = {"app": "flannel"}
-    return client.V1DaemonSet(
-        metadata=client.V1ObjectMeta(name="kube-flannel-ds", namespace="kube-system", labels=labels),
-        spec=client.V1DaemonSetSpec(
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="kube-flannel", image="flannel:test")]),
-            ),
-        ),
-    )
-
-
-def flannel(k8s: Any) -> Any:
-    return client.AppsV1Api(k8s).read_namespaced_daemon_set("kube-flannel-ds", "kube-system")
-
-
-def flannel_present(k8s: Any) -> bool:
-    return exists(lambda: flannel(k8s))
 
 
 Key = tuple[str, str, str]  # (kind, namespace, name)

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
+from calico_component.local.controlplane import ControlPlane
 from tests.conftest import mirror_path
 from tests.e2e import engine, tools
-from tests.e2e.controlplane import ControlPlane
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,11 +24,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.e2e)
 
 
+#: What ran, for the session summary (which provider, which CLI, which language hosts).
+TOOLS_USED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if TOOLS_USED:
+        terminalreporter.section("e2e tools that ran")
+        for line in TOOLS_USED:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def tool_paths() -> dict[str, Path]:
     """Every binary, found (env var, PATH, cache) or built from pinned Go modules into the cache."""
     try:
-        return tools.ensure()
+        paths = tools.ensure()
+        TOOLS_USED[:] = [tools.describe(name, path) for name, path in paths.items()]
+        semantics = "4.29+ (create fails on existing objects without upsertExistingObjects)" \
+            if tools.creates_with_client_side_create(paths["pulumi-resource-kubernetes"]) else "before 4.29 (upserts)"
+        TOOLS_USED.append(f"provider create semantics: {semantics}")
+        return paths
     except tools.ToolError as exc:
         pytest.fail(
             f"e2e tools unavailable: {exc}\nInstall Go (https://go.dev) so they can be built, or provide them: "

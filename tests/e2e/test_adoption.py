@@ -11,10 +11,10 @@ import yaml
 from pulumi import automation as auto
 
 from calico_component import Calico, CalicoArgs
+from calico_component.local.controlplane import ControlPlane
 from tests.conftest import REPO
 from tests.e2e.cluster import Key, calico_node, delete_crds, env_of, live_uids
 from tests.e2e.conftest import Kubectl, Run, StackFactory, mirror
-from tests.e2e.controlplane import ControlPlane
 
 VERSION, UPGRADE = "3.28.0", "3.29.2"
 KUBECTL_STYLES = {"client-side": ["apply", "-f", "-"], "server-side": ["apply", "--server-side", "-f", "-"]}

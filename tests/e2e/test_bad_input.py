@@ -11,9 +11,9 @@ from kubernetes import client
 from pulumi import automation as auto
 
 from calico_component import Calico, CalicoArgs
+from calico_component.local.controlplane import ControlPlane
 from tests.e2e.cluster import calico_node, exists, flannel_daemonset, flannel_present
 from tests.e2e.conftest import StackFactory, mirror
-from tests.e2e.controlplane import ControlPlane
 
 
 def nothing_created(k8s: Any, stack: auto.Stack) -> None:

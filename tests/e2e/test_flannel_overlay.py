@@ -7,10 +7,10 @@ from typing import Any
 from kubernetes import client
 
 from calico_component import Calico, CalicoArgs
+from calico_component.local.controlplane import ControlPlane
 from tests.conftest import upstream_objects
 from tests.e2e.cluster import calico_node, env_of, exists, flannel_daemonset, flannel_present
 from tests.e2e.conftest import Run, StackFactory, mirror
-from tests.e2e.controlplane import ControlPlane
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 

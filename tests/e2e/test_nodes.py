@@ -13,12 +13,12 @@ from kubernetes import client
 from pulumi import automation as auto
 
 from calico_component import Calico, CalicoArgs
+from calico_component.local.controlplane import ControlPlane
+from calico_component.local.nodes import NEVER_READY_REGISTRY, add_nodes, delete_nodes, wait_for
 from tests.conftest import REPO
 from tests.e2e.cluster import calico_node, delete_crds, exists, flannel, flannel_daemonset, flannel_present
 from tests.e2e.conftest import Run, StackFactory, mirror
-from tests.e2e.controlplane import ControlPlane
 from tests.e2e.engine import plaintext_leaks
-from tests.e2e.nodes import NEVER_READY_REGISTRY, add_nodes, delete_nodes, wait_for
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ import pulumi
 import pytest
 
 from calico_component import Calico, CalicoArgs
+from calico_component.local.controlplane import ControlPlane
 from tests.e2e.conftest import StackFactory, mirror
-from tests.e2e.controlplane import ControlPlane
 from tests.e2e.engine import backend_dir, plaintext_leaks
 
 # How users pass kubeconfigs: a plain string read from a file, an Output that is not secret (what OKE's

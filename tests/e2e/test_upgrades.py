@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from calico_component import Calico, CalicoArgs
+from calico_component.local.controlplane import ControlPlane
 from tests.conftest import upstream_objects
 from tests.e2e.cluster import Key, crd_names, delete_crds, key_of, live_uids, workload_images
 from tests.e2e.conftest import Run, StackFactory, mirror
-from tests.e2e.controlplane import ControlPlane
 
 CHAIN = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0"]
 STEPS = [*itertools.pairwise(CHAIN), ("3.30.0", "3.28.0")]

@@ -8,10 +8,10 @@ import pytest
 from kubernetes import client
 
 from calico_component import Calico, CalicoArgs
+from calico_component.local.controlplane import ControlPlane
 from tests.conftest import upstream_objects
 from tests.e2e.cluster import calico_node, env_of, exists
 from tests.e2e.conftest import Run, StackFactory, mirror
-from tests.e2e.controlplane import ControlPlane
 
 CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 DOC_ENV = {"FELIX_INTERFACEPREFIX": "oci", "NO_DEFAULT_POOLS": "true", "FELIX_CHAININSERTMODE": "Append",

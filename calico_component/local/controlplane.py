@@ -2,7 +2,10 @@
 
 Without nodes only the garbage collector runs (pulumi destroy deletes in the foreground). With
 ``kube_scheduler`` and ``kwok`` the workload controllers run too, kube-scheduler binds pods, and
-kwok plays the kubelet of the Node objects tests create (tests/e2e/nodes.py).
+kwok plays the kubelet of the Node objects added with ``nodes.add_nodes``.
+
+Every process stops when the cluster is left (``with``), and, unless ``outlive_parent``, also
+when the Python process that started it dies for any reason (the kernel's parent-death signal).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import base64
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import ssl
 import subprocess
@@ -24,7 +28,7 @@ from types import TracebackType
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e import nodes
+from . import nodes
 
 
 def free_port() -> int:
@@ -43,6 +47,12 @@ class ControlPlane:
     kube_scheduler: Path | None = None
     kwok: Path | None = None
     startup_timeout: float = 90.0
+    #: Where each process writes ``<name>.log`` (default: the cluster's own directory, removed on exit).
+    log_dir: Path | None = None
+    #: Keep running after the starting process exits (``demo --keep``); stop later with ``stop_detached``.
+    outlive_parent: bool = False
+    #: Where the cluster's own directory is created (default: the system's temporary directory).
+    parent_dir: Path | None = None
     workdir: Path = field(init=False)
     kubeconfig: str = field(init=False, default="")
     kubeconfig_path: Path = field(init=False)
@@ -50,20 +60,28 @@ class ControlPlane:
     token: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="calico-oke-e2e-")
-        self.workdir = Path(self._tmp.name)
+        self.workdir = Path(tempfile.mkdtemp(prefix="calico-oke-cluster-", dir=self.parent_dir))
+        self._remove_on_exit = True
         self.kubeconfig_path = self.workdir / "kubeconfig"
+        self._logs = self.log_dir or self.workdir
+        self._logs.mkdir(parents=True, exist_ok=True)
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def _start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **env} if env else None)
+        with (self._logs / f"{name}.log").open("wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, **env} if env else None,
+                                    preexec_fn=None if self.outlive_parent else _die_with_parent)
         self._procs.append((name, proc))
         return proc
 
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of everything the cluster runs (each leads a process group of its own)."""
+        return [proc.pid for _, proc in self._procs]
+
     def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.workdir / f"{name}.log"
+        path = self._logs / f"{name}.log"
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -178,16 +196,66 @@ class ControlPlane:
             "--cidr", nodes.POD_NETWORK,
         ], env={"HOME": str(w / "kwok-home")})  # kwok also reads ~/.kwok/kwok.yaml: keep it out
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        for _, proc in reversed(self._procs):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 15)
-        for _, proc in reversed(self._procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, 9)
-                proc.wait(timeout=5)
+    def detach(self) -> Path:
+        """Leave everything running past ``with`` (needs ``outlive_parent``); return the directory to stop it with."""
+        if not self.outlive_parent:
+            raise RuntimeError("only a ControlPlane started with outlive_parent=True can be left running")
+        (self.workdir / PIDS_FILE).write_text("".join(f"{pid}\n" for pid in self.pids))
         self._procs.clear()
-        self._tmp.cleanup()
+        self._remove_on_exit = False
+        return self.workdir
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        _stop_groups([proc.pid for _, proc in reversed(self._procs)])
+        for _, proc in self._procs:
+            proc.wait(timeout=5)
+        self._procs.clear()
+        if self._remove_on_exit:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+PIDS_FILE = "pids"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask the kernel for SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _stop_groups(pids: list[int], grace: float = 15) -> None:
+    """SIGTERM each process group, then SIGKILL the ones still there after ``grace`` seconds."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, 15)
+    deadline = time.monotonic() + grace
+    for pid in pids:
+        while _group_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, 9)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)  # reap it if it is our child, so it does not linger as a zombie
+    return True
+
+
+def stop_detached(directory: Path) -> int:
+    """Stop a cluster left running by ``detach`` and remove its directory; return how many processes it had."""
+    pid_file = directory / PIDS_FILE
+    if not pid_file.is_file():
+        raise FileNotFoundError(f"{directory} is not a running local cluster (no {PIDS_FILE} file in it)")
+    pids = [int(line) for line in pid_file.read_text().split()]
+    _stop_groups(list(reversed(pids)))
+    shutil.rmtree(directory, ignore_errors=True)
+    return len(pids)

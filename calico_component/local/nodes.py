@@ -205,3 +205,39 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def exists(read: Callable[[], object]) -> bool:
+    """Whether ``read()`` finds the object (False on 404)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        read()
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def fake_flannel_daemonset() -> client.V1DaemonSet:
+    """A stand-in for OKE's kube-system/kube-flannel-ds: same name and namespace, a container that kwok runs."""
+    labels = {"app": "flannel"}
+    return client.V1DaemonSet(
+        metadata=client.V1ObjectMeta(name="kube-flannel-ds", namespace="kube-system", labels=labels),
+        spec=client.V1DaemonSetSpec(
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="kube-flannel", image="flannel:test")]),
+            ),
+        ),
+    )
+
+
+def flannel(k8s: Any) -> Any:
+    return client.AppsV1Api(k8s).read_namespaced_daemon_set("kube-flannel-ds", "kube-system")
+
+
+def flannel_present(k8s: Any) -> bool:
+    return exists(lambda: flannel(k8s))

@@ -1,0 +1,166 @@
+"""Builds from ../shared/third-party (sources the Go module proxy refuses), each with the small patch it needs.
+
+The sources are unmodified upstream snapshots (see their README). Each build copies one into a
+scratch directory, applies the patches listed here (every one says why), writes a go.mod of its
+own where the upstream one points at a sibling checkout, and builds into the tool cache. Nothing
+of the sources is ever copied into this repository.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import gobuild
+from .gobuild import ToolError
+
+#: The tag the language-host snapshots come from (pulumi/pulumi), built against gobuild.PULUMI_VERSION.
+HOSTS_SOURCE_VERSION = "v3.259.0"
+#: The tag of the pulumi-kubernetes provider snapshot.
+PROVIDER_SOURCE_VERSION = "v4.32.0"
+#: Substitutes for versions its go.mod names that the module proxy does not serve (both measured to build).
+PROVIDER_REQUIRES = (
+    "github.com/pulumi/pulumi/pkg/v3@v3.245.0",
+    "github.com/pulumi/pulumi/sdk/v3@v3.245.0",
+    "github.com/fluxcd/pkg/ssa@v0.72.0",
+)
+#: What its go.mod's `replace ... => ../sdk` becomes: the SDK module version it requires, as published.
+PROVIDER_SDK_REQUIRE = "github.com/pulumi/pulumi-kubernetes/sdk/v4@v4.31.1"
+
+
+def root() -> Path | None:
+    """$CALICO_OKE_THIRD_PARTY, else ``shared/third-party`` beside the checkout; None when neither exists."""
+    env = os.environ.get("CALICO_OKE_THIRD_PARTY")
+    if env:
+        if not Path(env).is_dir():
+            raise ToolError(f"CALICO_OKE_THIRD_PARTY={env} is not a directory; unset it or point it at the sources")
+        return Path(env)
+    beside = Path(__file__).resolve().parents[2].parent / "shared" / "third-party"
+    return beside if beside.is_dir() else None
+
+
+def source(folder: str) -> Path:
+    """One snapshot folder, or a ToolError saying how to get the tool instead."""
+    base = root()
+    if base is None or not (base / folder).is_dir():
+        raise ToolError(
+            f"{folder} is not on PATH and its sources are not at {base or '../shared/third-party'}/{folder}. "
+            "A normal Pulumi install ships the language hosts next to the pulumi binary "
+            "(https://www.pulumi.com/docs/install/): put that directory on PATH, or set CALICO_OKE_THIRD_PARTY "
+            "to a folder holding the sources"
+        )
+    return base / folder
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Insert ``text`` before the one occurrence of ``anchor`` in ``file`` (``anchor=""``: append)."""
+
+    file: str
+    anchor: str
+    text: str
+    why: str
+
+    def apply(self, tree: Path) -> None:
+        path = tree / self.file
+        content = path.read_text()
+        if not self.anchor:
+            path.write_text(content + self.text)
+            return
+        if content.count(self.anchor) != 1:
+            raise ToolError(
+                f"cannot patch {path}: expected {self.anchor!r} exactly once, found it {content.count(self.anchor)} "
+                f"times. The upstream source changed; update the patch in calico_component/local/thirdparty.py "
+                f"({self.why})"
+            )
+        path.write_text(content.replace(self.anchor, self.text + self.anchor))
+
+
+PYTHON_HOST_PATCHES = (
+    Patch("main.go", "\tflag.Parse()\n",
+          '\tflag.String("root", "", "the plugin or program root the CLI passes (accepted, unused)")\n',
+          "CLI 3.274.1 passes -root when it loads a plugin such as a Python component package; v3.259.0 "
+          "exits with 'flag provided but not defined: -root'"),
+)
+NODEJS_HOST_PATCHES = (
+    Patch("proxy.go", "", (
+        "\n// ExistsResource is forwarded like every other call (added by calico-oke's build step).\n"
+        "func (p *monitorProxy) ExistsResource(\n"
+        "\tctx context.Context, req *pulumirpc.ExistsResourceRequest,\n"
+        ") (*pulumirpc.ExistsResourceResponse, error) {\n"
+        "\treturn p.target.ExistsResource(ctx, req)\n"
+        "}\n"),
+          "SDK v3.274.1's ResourceMonitorServer has ExistsResource, which the v3.259.0 proxy lacks"),
+)
+
+
+def _module_path(gomod: Path) -> str:
+    match = re.search(r"^module\s+(\S+)", gomod.read_text(), flags=re.M)
+    if not match:
+        raise ToolError(f"no module line in {gomod}")
+    return match.group(1)
+
+
+def _build_host(folder: str, binary: str, patches: tuple[Patch, ...], work: Path, out_dir: Path, log: Path) -> Path:
+    """Copy, patch and build one language host with a go.mod of its own against the pinned CLI's pkg/sdk.
+
+    The upstream go.mod replaces pkg/sdk with relative paths into a pulumi checkout; keeping its
+    module path (its own packages import it) with pkg/sdk at the CLI's version instead lets the
+    build reuse what the CLI's build compiled.
+    """
+    tree = gobuild.writable_copy(source(folder), work / folder)
+    for patch in patches:
+        patch.apply(tree)
+    (tree / "go.mod").write_text(gobuild.pulumi_go_mod(_module_path(tree / "go.mod")))
+    (tree / "go.sum").unlink(missing_ok=True)
+    gobuild.run([gobuild.go(), "mod", "tidy"], tree, log)
+    gobuild.run([gobuild.go(), "build", "-trimpath", "-ldflags", gobuild.pulumi_ldflags(), "-o",
+                 str(out_dir / binary), "."], tree, log)
+    return tree
+
+
+def _copy_script(src: Path, out_dir: Path) -> None:
+    target = out_dir / src.name
+    shutil.copyfile(src, target)
+    target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def build_python_host(work: Path, out_dir: Path, log: Path) -> None:
+    """pulumi-language-python, plus the two scripts a Pulumi install ships beside it (the program executor and
+    the dynamic-provider plugin)."""
+    tree = _build_host("pulumi-language-python", "pulumi-language-python", PYTHON_HOST_PATCHES, work, out_dir, log)
+    for script in ("pulumi-language-python-exec", "pulumi-resource-pulumi-python"):
+        _copy_script(tree / script, out_dir)
+
+
+def build_nodejs_host(work: Path, out_dir: Path, log: Path) -> None:
+    _build_host("pulumi-language-nodejs", "pulumi-language-nodejs", NODEJS_HOST_PATCHES, work, out_dir, log)
+
+
+def build_go_host(work: Path, out_dir: Path, log: Path) -> None:
+    _build_host("pulumi-language-go", "pulumi-language-go", (), work, out_dir, log)
+
+
+def build_provider(work: Path, out_dir: Path, log: Path) -> None:
+    """pulumi-resource-kubernetes v4.32.0 from the snapshot of its provider/ folder.
+
+    Three substitutions, each measured to build: the SDK module it replaces with ``../sdk`` comes
+    from the proxy at the version it requires; pkg/sdk and fluxcd/pkg/ssa move to served versions;
+    ``schema.json``, too large for the snapshot, comes from the proxy's January module (the
+    provider uses it only to answer GetSchema and for imports).
+    """
+    tree = gobuild.writable_copy(source("pulumi-kubernetes-provider"), work / "provider")
+    go = gobuild.go()
+    edits = ["-dropreplace", "github.com/pulumi/pulumi-kubernetes/sdk/v4", "-require", PROVIDER_SDK_REQUIRE]
+    for require in PROVIDER_REQUIRES:
+        edits += ["-require", require]
+    gobuild.run([go, "mod", "edit", *edits], tree, log)
+    january = gobuild.download(gobuild.PROVIDER_MODULE, gobuild.PROVIDER_MODULE_VERSION, work, log)
+    schema = "cmd/pulumi-resource-kubernetes/schema.json"
+    shutil.copyfile(january / schema, tree / schema)
+    gobuild.schema_generate_and_build(tree, out_dir, log, PROVIDER_SOURCE_VERSION.lstrip("v"))
+

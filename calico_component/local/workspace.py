@@ -1,0 +1,103 @@
+"""An offline Pulumi CLI environment under one directory (home, file backend, tools on PATH) and a runner for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Tools whose directories go on the engine's PATH: the CLI finds language hosts there, and a provider binary on
+#: PATH is used as an "ambient" plugin, so nothing is downloaded.
+ENGINE_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-language-nodejs", "pulumi-language-go",
+                "pulumi-language-yaml", "pulumi-resource-kubernetes")
+
+
+def engine_env(root: Path, tool_paths: Mapping[str, Path]) -> dict[str, str]:
+    """The environment of an engine whose Pulumi home, file backend and manifest cache are under ``root``.
+
+    Nothing is read from or written to the user's ``~/.pulumi``. Python dynamic providers run
+    through ``pulumi-resource-pulumi-python`` beside the Python language host: with a program's
+    ``virtualenv`` option in that environment, otherwise with this interpreter.
+    """
+    (root / "state").mkdir(parents=True, exist_ok=True)
+    dirs = [str(tool_paths[name].parent) for name in ENGINE_TOOLS if name in tool_paths]
+    path = os.pathsep.join([*dict.fromkeys(dirs), os.environ.get("PATH", "")])
+    return {
+        "PATH": path,
+        "PULUMI_HOME": str(root / "home"),
+        "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": "",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_SKIP_CONFIRMATIONS": "true",
+        "PULUMI_PYTHON_CMD": sys.executable,
+        "CALICO_OKE_CACHE_DIR": str(root / "manifest-cache"),
+    }
+
+
+def backend_dir(env: Mapping[str, str]) -> Path:
+    """The file backend's directory: every stack file, backup, history entry and checkpoint is under it."""
+    return Path(env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+
+
+class PulumiCommandError(RuntimeError):
+    """A ``pulumi`` command exited non-zero."""
+
+    def __init__(self, args: tuple[str, ...], returncode: int, output: str) -> None:
+        self.args_ = args
+        self.returncode = returncode
+        self.output = output
+        super().__init__(f"pulumi {' '.join(args)} exited {returncode}:\n{output[-4000:]}")
+
+
+@dataclass
+class PulumiCli:
+    """Run ``pulumi`` in one project directory with one environment, keeping every command's output.
+
+    Each command runs in a process group of its own (the CLI and the plugins it starts); when the
+    caller is interrupted, or a command outlives ``timeout``, the group gets SIGINT (Pulumi's own
+    cancellation), then SIGKILL, so nothing it started is left behind.
+    """
+
+    binary: Path
+    cwd: Path
+    env: Mapping[str, str]
+    timeout: float = 900
+    transcript: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.Popen([str(self.binary), *args], cwd=self.cwd, env={**os.environ, **self.env},
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate(stdin, timeout=self.timeout)
+        except BaseException:
+            _interrupt(proc)
+            raise
+        output = stdout + stderr
+        self.transcript.append((args, output))
+        if check and proc.returncode != 0:
+            raise PulumiCommandError(args, proc.returncode, output)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+    def output(self) -> str:
+        """Everything every command printed so far."""
+        return "".join(out for _, out in self.transcript)
+
+
+def _interrupt(proc: subprocess.Popen[str], grace: float = 10) -> None:
+    """SIGINT the command's process group (Pulumi cancels and stops its plugins), then SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.communicate(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
