@@ -42,7 +42,7 @@ from .resources import (
 )
 
 TYPE_TOKEN = "calico-oke:index:Calico"
-_OCI_AUTH = ("api_key", "instance_principal", "resource_principal")
+OCI_AUTH_METHODS = ("api_key", "instance_principal", "resource_principal")
 #: Calico's own pods: created after the CRDs they read.
 WORKLOAD_KINDS = frozenset({"DaemonSet", "Deployment"})
 #: Kinds pulumi-kubernetes waits for (rollout, endpoints): ``await_timeout_seconds`` bounds them.
@@ -54,38 +54,77 @@ class CalicoArgs:
     """Inputs of :class:`Calico`. Everything but ``calico_version`` has a default.
 
     ``calico_version`` and ``network_type`` decide which objects exist, so they must be
-    plain values (not Outputs); ``cluster_id`` and ``kubeconfig`` may be Outputs.
+    plain values (not Outputs); ``cluster_id`` and ``kubeconfig`` may be Outputs. Each field's
+    docstring is also its description in the Pulumi package schema (``calico_component.inputs``).
     """
 
     calico_version: str
+    """Calico release to install: one of the version table (`python -m calico_component versions`), or any X.Y.Z \
+with `manifest_sha256`."""
     network_type: str | None = None
+    """The cluster's CNI: `flannel-overlay` (Calico replaces flannel, calico.yaml) or `vcn-native` (policy only \
+beside the OCI VCN-native CNI, calico-policy-only.yaml). Default: read from the OKE cluster `cluster_id`."""
     node_os: str | None = None
+    """Worker node image: `oracle-linux-7`, `oracle-linux-8` or `oracle-linux-9` (8 and 9 get \
+FELIX_IPTABLESBACKEND=NFT). Default: derived from the cluster's node pool images."""
     cluster_id: pulumi.Input[str] | None = None
+    """OKE cluster OCID. Needed for flannel removal through the OKE add-on and to read settings from the \
+cluster; an unknown value (a cluster created in the same program) needs `network_type` and `node_os`."""
     kubeconfig: pulumi.Input[str] | None = None
+    """Kubeconfig contents (not a path), kept only as a secret. Creates the component's own Kubernetes providers; \
+without it the providers of the resource options apply."""
     remove_flannel: bool = True
+    """flannel-overlay: remove flannel (the OKE add-on and kube-system/kube-flannel-ds) before installing Calico."""
     allow_existing_nodes: bool = False
+    """flannel-overlay: allow replacing flannel on a cluster that already has worker nodes (they keep flannel \
+until recycled)."""
     adopt_existing: bool = False
+    """Take over Calico objects that already exist, such as a Calico installed by hand with kubectl."""
     manifest_mirror: str | None = None
+    """A directory (absolute path) or https base URL laid out as v<VERSION>/<file>, used instead of upstream."""
     manifest_sha256: str | None = None
+    """Expected SHA-256 of the manifest: required for versions outside the table, checked for any version."""
     image_registry: str | None = None
+    """Rewrite every image to this registry prefix, e.g. an OCIR repository such as \
+iad.ocir.io/mytenancy/calico."""
     # Beyond the document.
     pod_cidr: str | None = None
+    """flannel-overlay: CALICO_IPV4POOL_CIDR, the pod CIDR of Calico's first IP pool. Default: the OKE cluster's \
+pods CIDR."""
     typha: str = "auto"
+    """flannel-overlay: `auto` (on above 50 managed nodes, or when `typha_replicas` is set), `on` or `off`."""
     typha_replicas: int | None = None
+    """Replicas of calico-typha (vcn-native, or flannel-overlay with Typha). Default: upstream's."""
     skip_await: bool = False
+    """Do not wait for Calico to become ready (only for clusters without nodes yet)."""
     await_timeout_seconds: float | None = None
+    """How long `up` waits for each rollout and Service before failing with the object's name. \
+Default: the Kubernetes provider's 10 minutes."""
     force_conflicts: bool = True
+    """Server-side apply takes ownership of fields another manager changed, so drift is repaired."""
     strict_version_check: bool = False
+    """Fail instead of warning when Oracle did not test this Calico and Kubernetes combination."""
     kubernetes_version: str | None = None
+    """Kubernetes version for the compatibility check, e.g. v1.31.1. Default: read from the OKE cluster."""
     disable_flannel_addon: bool = True
+    """flannel-overlay: disable the OKE Flannel add-on (needs `cluster_id`); false on basic or non-OKE clusters, \
+where only kube-flannel-ds is deleted."""
     flannel_addon_name: str = DEFAULT_FLANNEL_ADDON_NAME
+    """Name of the OKE flannel add-on."""
     oci_region: str | None = None
+    """OCI region for the add-on step. Default: the OCI SDK's (config file or environment)."""
     oci_profile: str | None = None
+    """OCI config file profile for the add-on step. Default: the OCI SDK's."""
     oci_auth: str = "api_key"
+    """How the add-on step authenticates to OCI: `api_key`, `instance_principal` or `resource_principal`."""
     oci_endpoint: str | None = None
+    """Container Engine API endpoint for the add-on step. Default: the region's."""
     addon_timeout_seconds: float = 900
+    """How long to wait for the OKE add-on work request."""
     manifest_offline: bool = False
+    """Never download from upstream: use the manifest cache or `manifest_mirror`."""
     manifest_timeout_seconds: float = 30
+    """Per-attempt timeout of a manifest download (3 retries)."""
 
 
 @dataclass(frozen=True)
@@ -102,14 +141,23 @@ class Calico(pulumi.ComponentResource):
     """Calico on an OKE (or any) Kubernetes cluster, every manifest object a child resource."""
 
     calico_version: pulumi.Output[str]
+    """The installed Calico release."""
     network_type: pulumi.Output[str]
+    """`flannel-overlay` or `vcn-native`, as given or read from the cluster."""
     node_os: pulumi.Output[str]
+    """The node OS the manifest was edited for."""
     manifest_url: pulumi.Output[str]
+    """Upstream URL of the manifest (never the mirror's)."""
     manifest_sha256: pulumi.Output[str]
+    """SHA-256 the manifest was verified against."""
     object_count: pulumi.Output[int]
+    """How many Kubernetes objects the manifest has (each one a child resource)."""
     resource_names: pulumi.Output[list[str]]
+    """Pulumi names of the child resources, one per manifest object."""
     typha_enabled: pulumi.Output[bool]
+    """Whether Typha runs."""
     pod_cidr: pulumi.Output[str | None]
+    """The pod CIDR given to Calico's first IP pool (flannel-overlay), if any."""
 
     def __init__(self, name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
@@ -311,8 +359,8 @@ def _validate_args(name: str, args: CalicoArgs) -> None:
                 f"CalicoArgs.{field_name} must be a plain string (it decides which objects exist at preview time), "
                 f"got {type(value).__name__}; resolve it in your program (e.g. from pulumi.Config)"
             )
-    if args.oci_auth not in _OCI_AUTH:
-        raise ConfigurationError(f"oci_auth {args.oci_auth!r} is not one of {', '.join(_OCI_AUTH)}")
+    if args.oci_auth not in OCI_AUTH_METHODS:
+        raise ConfigurationError(f"oci_auth {args.oci_auth!r} is not one of {', '.join(OCI_AUTH_METHODS)}")
     validate_typha_mode(args.typha)
     if args.await_timeout_seconds is not None and (
         isinstance(args.await_timeout_seconds, bool) or not isinstance(args.await_timeout_seconds, int | float)
