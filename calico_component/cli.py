@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m calico_component",
         description="Render the Calico manifest for an OKE cluster exactly as Oracle documents it.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,versions}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{render,versions,demo}", parser_class=_Parser)
     r = sub.add_parser(
         "render",
         help="write the transformed multi-document YAML",
@@ -89,7 +89,40 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     sub.add_parser("versions", help="print the version table with Oracle's tested marks",
                    description="Print the supported Calico versions and where Oracle tested them.")
+    _add_demo(sub.add_parser(
+        "demo",
+        help="try calico-oke on a throwaway local cluster with fake nodes (no cloud account)",
+        description="Start a control plane on 127.0.0.1 with fake nodes (kwok), run the repository's stack program "
+        "through the pulumi CLI (preview, awaited up), and show calico-node on every node. Tools are found on PATH "
+        "or built once with Go into ~/.cache/calico-oke-e2e. Nothing is written to your Pulumi home, ~/.kube or "
+        "the repository.",
+        epilog="Exit status: 0 with a last line 'demo ok: ...'; 1 with one 'error:' line naming the failed step and "
+        "its logs; 2 on a usage error.",
+    ))
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000, got {text!r}")
+    return int(text)
+
+
+def _add_demo(d: argparse.ArgumentParser) -> None:
+    d.add_argument("--nodes", type=_positive_int, default=3, metavar="N", help="fake worker nodes, 1-1000 (default 3)")
+    d.add_argument("--calico-version", choices=SUPPORTED_VERSIONS, default=SUPPORTED_VERSIONS[-1], metavar="VERSION",
+                   help=f"Calico to install, one of {', '.join(SUPPORTED_VERSIONS)} (default: the newest)")
+    d.add_argument("--network-type", choices=NETWORK_TYPES, default="vcn-native",
+                   help="vcn-native (default), or flannel-overlay: a fake kube-flannel-ds is put on the nodes first, "
+                   "and its removal shown")
+    d.add_argument("--upgrade-to", choices=SUPPORTED_VERSIONS, metavar="VERSION",
+                   help="then preview the upgrade to this version: updates, creates, deletes, replacements")
+    d.add_argument("--apply-upgrade", action="store_true", help="with --upgrade-to: also apply it (awaited)")
+    d.add_argument("--mirror", metavar="DIR_OR_URL", help="manifest mirror laid out as v<VERSION>/<file>")
+    d.add_argument("--offline", action="store_true", help="never download manifests: the cache or --mirror only")
+    d.add_argument("--keep", action="store_true",
+                   help="leave the cluster running; prints its kubeconfig path and the command that stops it")
+    d.add_argument("--stop", metavar="DIR", help="stop a cluster a --keep demo left running, and remove DIR")
 
 
 def _versions(out: TextIO) -> None:
@@ -134,8 +167,36 @@ def _render(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Thin wrapper over calico_component.local.demo (imported only here: the rest of the CLI never loads it)."""
+    from .local import demo
+
+    if args.stop:
+        try:
+            sys.stdout.write(demo.stop(Path(args.stop)) + "\n")
+        except FileNotFoundError as exc:
+            parser.error(str(exc))
+        return 0
+    if args.apply_upgrade and not args.upgrade_to:
+        parser.error("--apply-upgrade needs --upgrade-to VERSION")
+    if args.upgrade_to == args.calico_version:
+        parser.error(f"--upgrade-to {args.upgrade_to} is the version being installed; pick another")
+    mirror = args.mirror
+    if mirror and "://" not in mirror:
+        mirror = str(Path(mirror).resolve())  # the stack program runs in another directory
+    status, last = demo.run(demo.DemoOptions(
+        calico_version=args.calico_version, nodes=args.nodes, network_type=args.network_type,
+        upgrade_to=args.upgrade_to, apply_upgrade=args.apply_upgrade, mirror=mirror, offline=args.offline,
+        keep=args.keep))
+    (sys.stdout if status == 0 else sys.stderr).write(last + "\n")
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _demo(parser, args)
     try:
         if args.command == "versions":
             _versions(sys.stdout)

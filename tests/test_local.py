@@ -1,0 +1,160 @@
+"""The local-cluster layer without a cluster: tool lookup and builds, patch steps, stopping kept clusters, the demo's
+command line, and that importing calico_component never loads any of it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from calico_component import cli
+from calico_component.local import controlplane, demo, thirdparty, tools
+from calico_component.local.gobuild import ToolError
+from tests.conftest import REPO
+
+
+def _executable(path: Path, text: str = "#!/bin/sh\nexit 0\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def test_patch_inserts_before_its_one_anchor(tmp_path: Path) -> None:
+    """A patch adds its text right before the anchor and leaves the rest of the file as it was."""
+    (tmp_path / "main.go").write_text("func main() {\n\tflag.Parse()\n}\n")
+    thirdparty.PYTHON_HOST_PATCHES[0].apply(tmp_path)
+    text = (tmp_path / "main.go").read_text()
+    assert text.startswith("func main() {\n\tflag.String(\"root\"") and text.endswith("\tflag.Parse()\n}\n")
+
+
+@pytest.mark.parametrize("content", ["func main() {}\n", "flag.Parse()\n\tflag.Parse()\n\tflag.Parse()\n"])
+def test_patch_fails_loudly_when_upstream_changed(tmp_path: Path, content: str) -> None:
+    """An anchor that is missing or not unique fails the build naming the file and why the patch exists."""
+    (tmp_path / "main.go").write_text(content)
+    with pytest.raises(ToolError, match=r"cannot patch .*main\.go.*-root"):
+        thirdparty.PYTHON_HOST_PATCHES[0].apply(tmp_path)
+
+
+def test_find_takes_env_then_path_then_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit env var wins, then PATH, then the cache; a bad env var is an error naming it."""
+    monkeypatch.setenv("CALICO_OKE_E2E_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CALICO_OKE_E2E_IGNORE_PATH", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert tools.find("kwok") is None
+    cached = _executable(tools.group_of("kwok").bin_dir / "kwok")
+    assert tools.find("kwok") == cached
+    on_path = _executable(tmp_path / "bin" / "kwok")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert tools.find("kwok") == on_path
+    monkeypatch.setenv("CALICO_OKE_E2E_KWOK", str(tmp_path / "missing"))
+    with pytest.raises(ToolError, match="CALICO_OKE_E2E_KWOK="):
+        tools.find("kwok")
+
+
+def test_kubectl_never_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kubectl on PATH (often a cloud SDK's dispatcher) is never taken."""
+    monkeypatch.setenv("CALICO_OKE_E2E_CACHE", str(tmp_path / "cache"))
+    _executable(tmp_path / "bin" / "kubectl")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    assert tools.find("kubectl") is None
+
+
+def test_provider_is_v4_32_from_third_party_else_the_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the v4.32.0 snapshot present it is what gets built; without it, the January module is the fallback."""
+    (tmp_path / "with" / "pulumi-kubernetes-provider").mkdir(parents=True)
+    (tmp_path / "without").mkdir()
+    monkeypatch.setenv("CALICO_OKE_THIRD_PARTY", str(tmp_path / "with"))
+    assert tools.group_of("pulumi-resource-kubernetes").version == "v4.32.0"
+    monkeypatch.setenv("CALICO_OKE_THIRD_PARTY", str(tmp_path / "without"))
+    assert tools.group_of("pulumi-resource-kubernetes").version.startswith("v4.0.0-20260115")
+
+
+def test_language_host_without_sources_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No host on PATH and no sources: the failure says a Pulumi install ships it and where to put it."""
+    monkeypatch.setenv("CALICO_OKE_THIRD_PARTY", str(tmp_path))
+    with pytest.raises(ToolError, match=r"pulumi-language-nodejs is not on PATH.*Pulumi install ships"):
+        thirdparty.source("pulumi-language-nodejs")
+
+
+def test_build_waits_for_what_it_reuses_and_skips_what_another_process_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Groups run after the group whose packages they reuse; a group already in the cache is not built again."""
+    monkeypatch.setenv("CALICO_OKE_E2E_CACHE", str(tmp_path))
+    order: list[str] = []
+
+    def builder(name: str, seconds: float) -> tools.Builder:
+        def build(work: Path, out: Path, log: Path) -> None:
+            time.sleep(seconds)
+            order.append(name)
+            _executable(out / name)
+        return build
+
+    first = tools.Group("first", ("first",), "v1", "test", builder("first", 0.5))
+    second = tools.Group("second", ("second",), "v1", "test", builder("second", 0), after=("first",))
+    built = tools._build_all([second, first], parallel=True, progress=lambda _: None)
+    assert order == ["first", "second"] and built["second"].is_file()
+    assert tools.build(first) == {"first": first.bin_dir / "first"} and order == ["first", "second"]
+
+
+def test_stop_detached_stops_a_kept_cluster(tmp_path: Path) -> None:
+    """The directory a kept cluster prints is enough to stop every process it runs and remove it."""
+    proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    (tmp_path / controlplane.PIDS_FILE).write_text(f"{proc.pid}\n")
+    started = time.monotonic()
+    assert controlplane.stop_detached(tmp_path) == 1
+    assert time.monotonic() - started < 10, "SIGTERM was not enough"
+    proc.wait(timeout=5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(proc.pid, 0)
+    assert not tmp_path.exists()
+    with pytest.raises(FileNotFoundError, match="not a running local cluster"):
+        controlplane.stop_detached(tmp_path)
+
+
+def test_demo_error_line_is_the_specific_one() -> None:
+    """From pulumi's output the demo reports the line that says what failed, not the generic ones after it."""
+    output = ("Previewing update (demo):\nerror: GET https://m/v3.28.0/calico.yaml failed after 4 attempt(s)\n"
+              "error: an unhandled error occurred: program exited with non-zero exit code: 1\n")
+    assert demo._first_error_line(output) == "error: GET https://m/v3.28.0/calico.yaml failed after 4 attempt(s)"
+
+
+def test_demo_flannel_config_skips_the_oke_addon() -> None:
+    """flannel-overlay on the local cluster: no OKE add-on step, nodes already running flannel are allowed."""
+    config = demo.Demo(demo.DemoOptions(calico_version="3.28.0", network_type="flannel-overlay", offline=True))
+    try:
+        assert config._config() == {"calicoVersion": "3.28.0", "networkType": "flannel-overlay",
+                                    "nodeOs": "oracle-linux-8", "manifestOffline": "true",
+                                    "disableFlannelAddon": "false", "allowExistingNodes": "true"}
+    finally:
+        config._tidy(succeeded=True)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["demo", "--apply-upgrade"], "--apply-upgrade needs --upgrade-to"),
+    (["demo", "--calico-version", "3.28.0", "--upgrade-to", "3.28.0"], "is the version being installed"),
+    (["demo", "--nodes", "0"], "from 1 to 1000"),
+    (["demo", "--stop", "/tmp"], "not a directory a demo kept"),
+])
+def test_demo_usage_errors_exit_2_in_one_line(argv: list[str], message: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad demo flags exit 2 with one `error:` line and start nothing."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("error:") and message in err
+
+
+def test_importing_the_package_loads_neither_pulumi_nor_the_local_layer() -> None:
+    """`import calico_component` and the render CLI stay light: no Pulumi SDK, no local-cluster code."""
+    code = ("import sys, calico_component, calico_component.cli; "
+            "print(sorted(m for m in sys.modules if m == 'pulumi' or m.startswith('calico_component.local')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    assert out.strip() == "[]"
