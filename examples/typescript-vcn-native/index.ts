@@ -1,0 +1,17 @@
+// Calico network policy on an existing VCN-native OKE cluster, composed into a TypeScript program.
+// `pulumi package add ../../plugin` generates the `@pulumi/calico-oke` SDK this imports (see README.md).
+import * as pulumi from "@pulumi/pulumi";
+import * as calicoOke from "@pulumi/calico-oke";
+
+const config = new pulumi.Config();
+
+const calico = new calicoOke.Calico("calico", {
+    calicoVersion: config.get("calicoVersion") ?? "3.28.0",
+    networkType: "vcn-native",
+    nodeOs: "oracle-linux-8",
+    kubeconfig: config.requireSecret("kubeconfig"),
+});
+
+export const calicoVersion = calico.calicoVersion;
+export const objectCount = calico.objectCount;
+export const typhaEnabled = calico.typhaEnabled;
