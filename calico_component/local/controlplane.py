@@ -228,14 +228,17 @@ def _die_with_parent() -> None:
 
 
 def _stop_groups(pids: list[int], grace: float = 15) -> None:
-    """SIGTERM each process group, then SIGKILL the ones still there after ``grace`` seconds."""
+    """Stop each process group in turn (SIGTERM, then SIGKILL after ``grace`` seconds), in the order given.
+
+    One at a time, dependents first: kube-apiserver stopped together with etcd waits for etcd
+    until it is killed (15 s); stopped before it, it exits in about a second.
+    """
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, 15)
-    deadline = time.monotonic() + grace
-    for pid in pids:
+        deadline = time.monotonic() + grace
         while _group_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, 9)
 

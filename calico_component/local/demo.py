@@ -26,7 +26,7 @@ import yaml
 
 from . import tools
 from .controlplane import PIDS_FILE, ControlPlane, stop_detached
-from .nodes import add_nodes, fake_flannel_daemonset, flannel_present, wait_for
+from .nodes import add_nodes, calico_node_pods, fake_flannel_daemonset, flannel_present, pod_ready, wait_for
 from .program import copy_stack_program
 from .workspace import PulumiCli, PulumiCommandError, engine_env
 
@@ -241,12 +241,9 @@ class Demo:
 
     def _show_nodes(self, k8s: Any, version: str) -> int:
         """Print calico-node per node (ready, image); return how many nodes run the expected image and are ready."""
-        from kubernetes import client
-
-        pods: Any = client.CoreV1Api(k8s).list_namespaced_pod("kube-system", label_selector="k8s-app=calico-node")
         ready = 0
-        for pod in sorted(pods.items, key=lambda p: p.spec.node_name or ""):
-            is_ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        for pod in sorted(calico_node_pods(k8s), key=lambda p: p.spec.node_name or ""):
+            is_ready = pod_ready(pod)
             image = pod.spec.containers[0].image
             ready += is_ready and image.endswith(f":v{version}")
             self.say(f"  {pod.spec.node_name:<12} {pod.metadata.name:<24} {'ready' if is_ready else 'NOT READY':<10} "

@@ -241,3 +241,13 @@ def flannel(k8s: Any) -> Any:
 
 def flannel_present(k8s: Any) -> bool:
     return exists(lambda: flannel(k8s))
+
+
+def calico_node_pods(k8s: Any) -> list[Any]:
+    """The calico-node pods, one per node once the DaemonSet has rolled out."""
+    pods: Any = client.CoreV1Api(k8s).list_namespaced_pod("kube-system", label_selector="k8s-app=calico-node")
+    return list(pods.items)
+
+
+def pod_ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])

@@ -8,10 +8,25 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from calico_component.local.nodes import exists, fake_flannel_daemonset, flannel, flannel_present
+from calico_component.local.nodes import calico_node_pods, exists, fake_flannel_daemonset, flannel, flannel_present, pod_ready
 
-__all__ = ["Key", "calico_node", "crd_names", "delete_crds", "env_of", "exists", "flannel", "flannel_daemonset",
-           "flannel_present", "key_of", "live_uids", "workload_images"]
+__all__ = [
+    "Key",
+    "assert_calico_ready",
+    "calico_node",
+    "calico_node_pods",
+    "crd_names",
+    "delete_crds",
+    "env_of",
+    "exists",
+    "flannel",
+    "flannel_daemonset",
+    "flannel_present",
+    "key_of",
+    "live_uids",
+    "pod_ready",
+    "workload_images",
+]
 
 flannel_daemonset = fake_flannel_daemonset
 
@@ -88,3 +103,16 @@ def delete_crds(k8s: Any, timeout: float = 180) -> None:
                         name, {"metadata": {"annotations": {"calico-oke.e2e/nudge": str(time.monotonic())}}})
             nudged = time.monotonic()
     assert not crd_names(k8s), f"CRDs still present: {sorted(crd_names(k8s))}"
+
+
+def assert_calico_ready(k8s: Any, version: str, nodes: list[str]) -> None:
+    """calico-node ready on exactly ``nodes``, running ``version``; every Deployment in kube-system available with it."""
+    pods = calico_node_pods(k8s)
+    assert sorted(p.spec.node_name for p in pods) == sorted(nodes)
+    for pod in pods:
+        assert pod_ready(pod), pod.metadata.name
+        assert [s.image for s in pod.status.container_statuses] == [f"docker.io/calico/node:v{version}"]
+    deployments: Any = client.AppsV1Api(k8s).list_namespaced_deployment("kube-system")
+    for d in deployments.items:
+        assert d.status.available_replicas == d.spec.replicas, d.metadata.name
+        assert all(c.image.endswith(f":v{version}") for c in d.spec.template.spec.containers), d.metadata.name

@@ -86,6 +86,20 @@ def node_k8s(node_cluster: ControlPlane) -> Any:
     return api_client(node_cluster)
 
 
+THREE_NODES = ["worker-0", "worker-1", "worker-2"]
+
+
+@pytest.fixture()
+def three_nodes(node_k8s: Any) -> Iterator[list[str]]:
+    """3 fresh fake nodes for one test; none of them, nor a Calico CRD, outlives it."""
+    from calico_component.local.nodes import add_nodes, delete_nodes
+    from tests.e2e.cluster import delete_crds
+
+    yield add_nodes(node_k8s, 3)
+    delete_nodes(node_k8s)
+    delete_crds(node_k8s)
+
+
 @pytest.fixture(scope="session")
 def client_side_create(tool_paths: dict[str, Path]) -> bool:
     """Whether the provider under test has pulumi-kubernetes 4.29's create semantics (see tools.py)."""

@@ -6,7 +6,6 @@ import json
 import re
 import shlex
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,24 +14,24 @@ import pytest
 from kubernetes import client
 
 from calico_component.local.controlplane import ControlPlane
-from calico_component.local.nodes import add_nodes, delete_nodes, wait_for
+from calico_component.local.nodes import wait_for
 from calico_component.local.program import copy_stack_program
 from calico_component.local.workspace import PulumiCli, backend_dir, engine_env
 from tests.conftest import REPO
 from tests.e2e.cluster import (
+    assert_calico_ready,
     calico_node,
+    calico_node_pods,
     crd_names,
-    delete_crds,
     exists,
     flannel,
     flannel_daemonset,
     flannel_present,
     live_uids,
 )
-from tests.e2e.conftest import mirror
+from tests.e2e.conftest import THREE_NODES, mirror
 from tests.e2e.engine import plaintext_leaks
 
-NODES = ["worker-0", "worker-1", "worker-2"]
 README_MARKER = "<!-- cli-walkthrough"
 #: How `pulumi preview --diff` shows a replacement: the step's op in parentheses, or the summary's count.
 REPLACEMENT = re.compile(r"\((replace|create-replacement|delete-replaced)\)|\bto replace\b")
@@ -51,13 +50,7 @@ def argv(line: str) -> list[str]:
     return shlex.split(line, comments=True)
 
 
-@pytest.fixture(autouse=True)
-def three_nodes(node_k8s: Any) -> Iterator[None]:
-    """Each test runs on 3 fresh fake nodes; none of them, nor a Calico CRD, outlives it."""
-    add_nodes(node_k8s, 3)
-    yield
-    delete_nodes(node_k8s)
-    delete_crds(node_k8s)
+pytestmark = pytest.mark.usefixtures("three_nodes")
 
 
 @pytest.fixture()
@@ -68,22 +61,8 @@ def cli(tool_paths: dict[str, Path], tmp_path: Path) -> PulumiCli:
     return PulumiCli(tool_paths["pulumi"], program, env)
 
 
-def calico_node_pods(k8s: Any) -> list[Any]:
-    pods: Any = client.CoreV1Api(k8s).list_namespaced_pod("kube-system", label_selector="k8s-app=calico-node")
-    return list(pods.items)
-
-
-def assert_calico_ready(k8s: Any, version: str) -> None:
-    """calico-node ready on every node with the target image, and every Calico Deployment available on it too."""
-    pods = calico_node_pods(k8s)
-    assert sorted(p.spec.node_name for p in pods) == NODES
-    for pod in pods:
-        assert any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions), pod.metadata.name
-        assert [s.image for s in pod.status.container_statuses] == [f"docker.io/calico/node:v{version}"]
-    deployments: Any = client.AppsV1Api(k8s).list_namespaced_deployment("kube-system")
-    for d in deployments.items:
-        assert d.status.available_replicas == d.spec.replicas, d.metadata.name
-        assert all(c.image.endswith(f":v{version}") for c in d.spec.template.spec.containers), d.metadata.name
+def assert_installed(k8s: Any, version: str) -> None:
+    assert_calico_ready(k8s, version, THREE_NODES)
 
 
 @dataclass
@@ -113,14 +92,14 @@ class Walkthrough:
         elif verb == "preview":
             assert not REPLACEMENT.search(output), output[-3000:]
             if self.installed:
-                assert_calico_ready(self.k8s, self.installed)  # a preview changes nothing
+                assert_installed(self.k8s, self.installed)  # a preview changes nothing
             else:
                 assert not calico_node_pods(self.k8s)
         elif verb == "up":
-            assert_calico_ready(self.k8s, self.version)
+            assert_installed(self.k8s, self.version)
             self.installed = self.version
         elif verb == "refresh":
-            assert_calico_ready(self.k8s, self.installed)
+            assert_installed(self.k8s, self.installed)
         elif verb == "destroy":
             assert not exists(lambda: calico_node(self.k8s))
             wait_for(lambda: not calico_node_pods(self.k8s), 60, "calico-node pods deleted")
@@ -193,7 +172,7 @@ def test_flannel_overlay_stack_through_the_cli(node_cluster: ControlPlane, node_
     assert "calico-flannel-daemonset" in preview and flannel_present(node_k8s), "preview must not remove flannel"
     cli("up", "--yes")
     assert not flannel_present(node_k8s)
-    assert_calico_ready(node_k8s, "3.28.0")
+    assert_installed(node_k8s, "3.28.0")
     cli("destroy", "--yes")
     assert not flannel_present(node_k8s), "destroy never brings flannel back"
 

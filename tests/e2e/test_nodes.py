@@ -14,7 +14,14 @@ from pulumi import automation as auto
 
 from calico_component import Calico, CalicoArgs
 from calico_component.local.controlplane import ControlPlane
-from calico_component.local.nodes import NEVER_READY_REGISTRY, add_nodes, delete_nodes, wait_for
+from calico_component.local.nodes import (
+    NEVER_READY_REGISTRY,
+    add_nodes,
+    calico_node_pods,
+    delete_nodes,
+    pod_ready,
+    wait_for,
+)
 from tests.conftest import REPO
 from tests.e2e.cluster import calico_node, delete_crds, exists, flannel, flannel_daemonset, flannel_present
 from tests.e2e.conftest import Run, StackFactory, mirror
@@ -37,15 +44,6 @@ def program(kubeconfig: str, version: str = "3.28.0", network_type: str = "vcn-n
     return run
 
 
-def calico_node_pods(k8s: Any) -> list[Any]:
-    pods: Any = client.CoreV1Api(k8s).list_namespaced_pod("kube-system", label_selector="k8s-app=calico-node")
-    return list(pods.items)
-
-
-def ready(pod: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-
-
 def available(k8s: Any, name: str) -> bool:
     d: Any = client.AppsV1Api(k8s).read_namespaced_deployment(name, "kube-system")
     return bool(d.status.available_replicas) and d.status.available_replicas == d.spec.replicas
@@ -59,7 +57,7 @@ def test_first_install_waits_for_calico_on_every_node(node_cluster: ControlPlane
     assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
     # Read right after up returned: nothing was given time to settle afterwards.
     pods = calico_node_pods(node_k8s)
-    assert len(pods) == 3 and all(ready(p) for p in pods)
+    assert len(pods) == 3 and all(pod_ready(p) for p in pods)
     assert {p.spec.node_name for p in pods} == {"worker-0", "worker-1", "worker-2"}
     assert calico_node(node_k8s).status.number_ready == 3
     assert available(node_k8s, "calico-kube-controllers") and available(node_k8s, "calico-typha")
@@ -78,7 +76,7 @@ def test_upgrade_waits_until_every_pod_runs_the_new_image(node_cluster: ControlP
     pods = calico_node_pods(node_k8s)
     assert len(pods) == 3 and not old_pods & {p.metadata.uid for p in pods}, "old pods still running"
     for pod in pods:
-        assert ready(pod), pod.metadata.name
+        assert pod_ready(pod), pod.metadata.name
         assert [c.image for c in pod.spec.containers] == ["docker.io/calico/node:v3.29.2"]
         assert [s.image for s in pod.status.container_statuses] == ["docker.io/calico/node:v3.29.2"]
 
@@ -105,13 +103,13 @@ def test_rollout_that_cannot_finish_fails_then_recovers(node_cluster: ControlPla
     ds = calico_node(node_k8s)
     assert ds.spec.template.spec.containers[0].image == f"{broken}/calico/node:v3.28.0"
     pods = calico_node_pods(node_k8s)
-    assert any(not ready(p) and p.spec.containers[0].image.startswith(NEVER_READY_REGISTRY) for p in pods)
+    assert any(not pod_ready(p) and p.spec.containers[0].image.startswith(NEVER_READY_REGISTRY) for p in pods)
     assert exists(lambda: client.AppsV1Api(node_k8s).read_namespaced_deployment("calico-typha", "kube-system"))
 
     stack = make_stack(project, program(node_cluster.kubeconfig, await_timeout_seconds=60))
     assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
     pods = calico_node_pods(node_k8s)
-    assert len(pods) == 3 and all(ready(p) for p in pods)
+    assert len(pods) == 3 and all(pod_ready(p) for p in pods)
     assert {p.spec.containers[0].image for p in pods} == {"docker.io/calico/node:v3.28.0"}
 
 
@@ -134,7 +132,7 @@ def test_flannel_guard_against_real_nodes(node_cluster: ControlPlane, node_k8s: 
     assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
     assert not flannel_present(node_k8s)
     pods = calico_node_pods(node_k8s)
-    assert {p.spec.node_name for p in pods} == {"worker-0", "worker-1"} and all(ready(p) for p in pods)
+    assert {p.spec.node_name for p in pods} == {"worker-0", "worker-1"} and all(pod_ready(p) for p in pods)
 
 
 def test_hundred_nodes_first_install(node_cluster: ControlPlane, node_k8s: Any, make_stack: StackFactory,
@@ -178,7 +176,7 @@ def test_typha_switches_in_place(node_cluster: ControlPlane, node_k8s: Any, make
     assert uids() == before
     assert available(node_k8s, "calico-typha")
     pods = calico_node_pods(node_k8s)
-    assert len(pods) == 3 and all(ready(p) for p in pods)
+    assert len(pods) == 3 and all(pod_ready(p) for p in pods)
     assert all("FELIX_TYPHAK8SSERVICENAME" in {e.name for e in p.spec.containers[0].env} for p in pods)
 
     stack = make_stack(project, program(node_cluster.kubeconfig, network_type="flannel-overlay", typha="off"))

@@ -10,7 +10,6 @@ import re
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ import pytest
 from kubernetes import client
 
 from calico_component import CalicoArgs
-from calico_component.local.nodes import add_nodes, delete_nodes
 from calico_component.local.workspace import PulumiCli, engine_env
 from tests.conftest import REPO
-from tests.e2e.cluster import calico_node, delete_crds, exists
-from tests.e2e.conftest import mirror
+from tests.e2e.cluster import assert_calico_ready, calico_node, exists
+from tests.e2e.conftest import THREE_NODES, mirror
 from tests.e2e.engine import plaintext_leaks
 
 TOKEN = "calico-oke:index:Calico"
@@ -86,12 +84,7 @@ def served_schema(package: Package) -> dict[str, Any]:
     return dict(json.loads(cli("package", "get-schema", str(package.plugin)).stdout))
 
 
-@pytest.fixture(autouse=True)
-def three_nodes(node_k8s: Any) -> Iterator[None]:
-    add_nodes(node_k8s, 3)
-    yield
-    delete_nodes(node_k8s)
-    delete_crds(node_k8s)
+pytestmark = pytest.mark.usefixtures("three_nodes")
 
 
 def program(package: Package, example: str, dest: Path) -> PulumiCli:
@@ -105,16 +98,8 @@ def program(package: Package, example: str, dest: Path) -> PulumiCli:
     return PulumiCli(package.pulumi, dest, env, timeout=900)
 
 
-def ready_images(k8s: Any) -> dict[str, tuple[bool, str]]:
-    """calico-node per node: (ready, image)."""
-    pods: Any = client.CoreV1Api(k8s).list_namespaced_pod("kube-system", label_selector="k8s-app=calico-node")
-    return {p.spec.node_name: (any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []),
-                               p.spec.containers[0].image) for p in pods.items}
-
-
 def assert_installed(k8s: Any, version: str) -> None:
-    expected = (True, f"docker.io/calico/node:v{version}")
-    assert ready_images(k8s) == {n: expected for n in ("worker-0", "worker-1", "worker-2")}
+    assert_calico_ready(k8s, version, THREE_NODES)
 
 
 def components(cli: PulumiCli) -> list[str]:
