@@ -84,15 +84,21 @@ def _first_error_line(text: str) -> str:
     return (specific or lines or [text.strip().splitlines()[-1] if text.strip() else "no output"])[0]
 
 
-def _interrupt_on_sigterm() -> Callable[[], None]:
-    """Turn SIGTERM into KeyboardInterrupt (so cleanup runs as for Ctrl-C); return what restores the old handler."""
-    def handler(signum: int, frame: FrameType | None) -> None:
+def _interrupt_on_signals() -> Callable[[], None]:
+    """Ctrl-C and SIGTERM both raise KeyboardInterrupt, so cleanup runs; return what restores the old handlers.
+
+    SIGINT is set explicitly: a process started in the background by a non-interactive shell inherits it
+    ignored, and Python then installs no handler of its own.
+    """
+    def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
 
     def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
     return restore
 
@@ -131,7 +137,7 @@ class Demo:
 
     def run(self) -> str:
         """Run every step; return the final line. Cleans up on every way out."""
-        restore = _interrupt_on_sigterm()
+        restore = _interrupt_on_signals()
         succeeded = False
         try:
             with self._step("tools"):

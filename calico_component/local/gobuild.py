@@ -15,6 +15,15 @@ from pathlib import Path
 PULUMI_VERSION = "v3.274.1"
 PULUMI_CLIPBOARD_REPLACE = "github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
 PULUMI_YAML_VERSION = "v1.25.0"
+#: Versions pulumi-kubernetes v4.32.0 needs above what pkg v3.274.1 asks for. Required by every build against
+#: the CLI's pkg/sdk (CLI, language hosts, provider), they make all of them resolve the same version of
+#: everything pulumi's packages import, so Go compiles those packages once and the later builds reuse them.
+SHARED_REQUIRES = (
+    "github.com/djherbis/times v1.6.0",
+    "github.com/jonboulle/clockwork v0.5.0",
+    "github.com/moby/term v0.5.2",
+    "github.com/santhosh-tekuri/jsonschema/v5 v5.3.1",
+)
 PROVIDER_MODULE = "github.com/pulumi/pulumi-kubernetes/provider/v4"
 #: The newest provider/v4 the proxy serves (v4.25.0 plus commits): the fallback without ../shared/third-party,
 #: and the source of the schema.json that the third-party v4.32.0 snapshot lacks.
@@ -80,12 +89,11 @@ def pulumi_ldflags() -> str:
 
 def pulumi_go_mod(module: str) -> str:
     """A go.mod that builds ``module`` against the pinned CLI's pkg/sdk (so their compiled packages are shared)."""
-    return (
-        f"module {module}\n\ngo 1.24\n\n"
-        f"require (\n\tgithub.com/pulumi/pulumi/pkg/v3 {PULUMI_VERSION}\n"
-        f"\tgithub.com/pulumi/pulumi/sdk/v3 {PULUMI_VERSION}\n)\n\n"
-        f"replace github.com/atotto/clipboard => {PULUMI_CLIPBOARD_REPLACE}\n"
-    )
+    requires = [f"github.com/pulumi/pulumi/pkg/v3 {PULUMI_VERSION}", f"github.com/pulumi/pulumi/sdk/v3 {PULUMI_VERSION}",
+                *SHARED_REQUIRES]
+    lines = "".join(f"\t{r}\n" for r in requires)
+    return (f"module {module}\n\ngo 1.24\n\nrequire (\n{lines})\n\n"
+            f"replace github.com/atotto/clipboard => {PULUMI_CLIPBOARD_REPLACE}\n")
 
 
 def build_pulumi(work: Path, out_dir: Path, log: Path) -> None:
@@ -96,7 +104,8 @@ def build_pulumi(work: Path, out_dir: Path, log: Path) -> None:
 
 
 def build_yaml_host(work: Path, out_dir: Path, log: Path) -> None:
-    # pulumi-yaml's go.mod has no replace directives, so the published module installs as is.
+    # pulumi-yaml's go.mod has no replace directives, so the published module installs as is. It pins pkg/sdk
+    # v3.206.0, whose API v3.274.1 changed, so it cannot share the CLI's compiled packages.
     run([go(), "install", "-trimpath", "-ldflags", "-s -w",
          f"github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml@{PULUMI_YAML_VERSION}"], work, log,
         env={"GOBIN": str(out_dir), "GOFLAGS": ""})

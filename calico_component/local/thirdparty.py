@@ -22,10 +22,11 @@ from .gobuild import ToolError
 HOSTS_SOURCE_VERSION = "v3.259.0"
 #: The tag of the pulumi-kubernetes provider snapshot.
 PROVIDER_SOURCE_VERSION = "v4.32.0"
-#: Substitutes for versions its go.mod names that the module proxy does not serve (both measured to build).
+#: pkg/sdk at the CLI's version instead of v3.243.0 (so the CLI's compiled packages are reused), and a served
+#: fluxcd/pkg/ssa instead of the pseudo-version the proxy refuses; both measured to build.
 PROVIDER_REQUIRES = (
-    "github.com/pulumi/pulumi/pkg/v3@v3.245.0",
-    "github.com/pulumi/pulumi/sdk/v3@v3.245.0",
+    f"github.com/pulumi/pulumi/pkg/v3@{gobuild.PULUMI_VERSION}",
+    f"github.com/pulumi/pulumi/sdk/v3@{gobuild.PULUMI_VERSION}",
     "github.com/fluxcd/pkg/ssa@v0.72.0",
 )
 #: What its go.mod's `replace ... => ../sdk` becomes: the SDK module version it requires, as published.
@@ -85,6 +86,11 @@ PYTHON_HOST_PATCHES = (
           '\tflag.String("root", "", "the plugin or program root the CLI passes (accepted, unused)")\n',
           "CLI 3.274.1 passes -root when it loads a plugin such as a Python component package; v3.259.0 "
           "exits with 'flag provided but not defined: -root'"),
+)
+PROVIDER_PATCHES = (
+    Patch("pkg/gen/schema.go", "pschema.ResourceSpec{\n\t\t\tObjectTypeSpec: pschema.ObjectTypeSpec{\n"
+          "\t\t\t\tDescription: \"The provider type for the kubernetes package.\"", "&",
+          "pkg v3.274.1's PackageSpec.Provider is a *ResourceSpec (a ResourceSpec in v3.243.0)"),
 )
 NODEJS_HOST_PATCHES = (
     Patch("proxy.go", "", (
@@ -148,15 +154,18 @@ def build_go_host(work: Path, out_dir: Path, log: Path) -> None:
 def build_provider(work: Path, out_dir: Path, log: Path) -> None:
     """pulumi-resource-kubernetes v4.32.0 from the snapshot of its provider/ folder.
 
-    Three substitutions, each measured to build: the SDK module it replaces with ``../sdk`` comes
-    from the proxy at the version it requires; pkg/sdk and fluxcd/pkg/ssa move to served versions;
+    Substitutions, each measured to build: the SDK module it replaces with ``../sdk`` comes from
+    the proxy at the version it requires; pkg/sdk move to the CLI's version (one patch for an API
+    change) and fluxcd/pkg/ssa to a served one; gobuild.SHARED_REQUIRES line it up with the CLI;
     ``schema.json``, too large for the snapshot, comes from the proxy's January module (the
     provider uses it only to answer GetSchema and for imports).
     """
     tree = gobuild.writable_copy(source("pulumi-kubernetes-provider"), work / "provider")
+    for patch in PROVIDER_PATCHES:
+        patch.apply(tree)
     go = gobuild.go()
     edits = ["-dropreplace", "github.com/pulumi/pulumi-kubernetes/sdk/v4", "-require", PROVIDER_SDK_REQUIRE]
-    for require in PROVIDER_REQUIRES:
+    for require in (*PROVIDER_REQUIRES, *(r.replace(" ", "@") for r in gobuild.SHARED_REQUIRES)):
         edits += ["-require", require]
     gobuild.run([go, "mod", "edit", *edits], tree, log)
     january = gobuild.download(gobuild.PROVIDER_MODULE, gobuild.PROVIDER_MODULE_VERSION, work, log)

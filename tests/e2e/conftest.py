@@ -24,27 +24,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.e2e)
 
 
-#: What ran, for the session summary (which provider, which CLI, which language hosts).
-TOOLS_USED: list[str] = []
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if TOOLS_USED:
-        terminalreporter.section("e2e tools that ran")
-        for line in TOOLS_USED:
-            terminalreporter.write_line(line)
+    """Name the binaries the suite ran with (the same lookup the workers made), and the provider's create semantics."""
+    found = {name: tools.find(name) for name in tools.TOOL_NAMES}
+    if not all(found.values()):
+        return
+    terminalreporter.section("e2e tools that ran")
+    for name, path in found.items():
+        assert path is not None
+        terminalreporter.write_line(tools.describe(name, path))
+    provider = found["pulumi-resource-kubernetes"]
+    assert provider is not None
+    semantics = ("4.29+ (a create of an existing object fails without upsertExistingObjects)"
+                 if tools.creates_with_client_side_create(provider) else "before 4.29 (creates upsert)")
+    terminalreporter.write_line(f"provider create semantics: {semantics}")
 
 
 @pytest.fixture(scope="session")
 def tool_paths() -> dict[str, Path]:
     """Every binary, found (env var, PATH, cache) or built from pinned Go modules into the cache."""
     try:
-        paths = tools.ensure()
-        TOOLS_USED[:] = [tools.describe(name, path) for name, path in paths.items()]
-        semantics = "4.29+ (create fails on existing objects without upsertExistingObjects)" \
-            if tools.creates_with_client_side_create(paths["pulumi-resource-kubernetes"]) else "before 4.29 (upserts)"
-        TOOLS_USED.append(f"provider create semantics: {semantics}")
-        return paths
+        return tools.ensure()
     except tools.ToolError as exc:
         pytest.fail(
             f"e2e tools unavailable: {exc}\nInstall Go (https://go.dev) so they can be built, or provide them: "
