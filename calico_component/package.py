@@ -85,6 +85,12 @@ def _culprit(message: str, inputs: pulumi.Inputs) -> str:
     return quoted[0] if len(quoted) == 1 else ""
 
 
+def _invalid(message: str, culprit: str = "") -> InputPropertiesError:
+    """An error the engine shows as the user's. Always with a property error: without one, pulumi 3.272's provider
+    server fails to build the gRPC status and the user sees its traceback instead."""
+    return InputPropertiesError(message, [{"property_path": culprit, "reason": message}])
+
+
 class CalicoProvider(pulumi_provider.Provider):
     """Constructs Calico components for programs in any language (a component provider: no custom resources)."""
 
@@ -95,7 +101,7 @@ class CalicoProvider(pulumi_provider.Provider):
                   options: pulumi.ResourceOptions | None = None) -> pulumi_provider.ConstructResult:
         """Build Calico from camelCase inputs; a bad input fails as the user's error, without a Python traceback."""
         if resource_type != TYPE_TOKEN:
-            raise InputPropertiesError(f"{PACKAGE} provides only {TYPE_TOKEN}, not {resource_type}")
+            raise _invalid(f"{PACKAGE} provides only {TYPE_TOKEN}, not {resource_type}")
         try:
             args = args_from_inputs(inputs)
         except InputError as exc:
@@ -103,9 +109,8 @@ class CalicoProvider(pulumi_provider.Provider):
         try:
             calico = Calico(name, args, options)
         except CalicoError as exc:
-            # Always with a property error: without one, pulumi 3.272's server fails to build the gRPC status.
             message = _one_line(exc)
-            raise InputPropertiesError(message, [{"property_path": _culprit(message, inputs), "reason": message}]) from exc
+            raise _invalid(message, _culprit(message, inputs)) from exc
         return pulumi_provider.ConstructResult(urn=calico.urn, state=outputs_of(calico))
 
 

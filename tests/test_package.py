@@ -182,6 +182,14 @@ def test_construct_reports_a_missing_input_on_its_property() -> None:
     assert info.value.property_path == "calicoVersion"
 
 
+def test_construct_refuses_another_type_with_a_property_error() -> None:
+    """A type token other than Calico's is refused with a property error, which pulumi's server needs to report it."""
+    with pytest.raises(InputPropertiesError) as info:
+        CalicoProvider().construct("x", "calico-oke:index:Other", {"calicoVersion": "3.28.0"})
+    assert "calico-oke:index:Other" in info.value.message and TOKEN in info.value.message
+    assert info.value.errors and info.value.errors[0]["reason"] == info.value.message
+
+
 def test_calico_class_is_hosted_as_is() -> None:
     """The plugin hosts the very class Python programs use, under the documented type token."""
     from calico_component import component
