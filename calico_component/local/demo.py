@@ -26,7 +26,7 @@ import yaml
 
 from . import tools
 from .controlplane import PIDS_FILE, ControlPlane, stop_detached
-from .nodes import add_nodes, calico_node_pods, fake_flannel_daemonset, flannel_present, pod_ready, wait_for
+from .nodes import add_nodes, calico_node_pods, flannel_present, pod_ready, run_fake_flannel
 from .program import copy_stack_program
 from .workspace import PulumiCli, PulumiCommandError, engine_env
 
@@ -192,16 +192,7 @@ class Demo:
         return f"{final}; {upgrade.final()}" if upgrade else final
 
     def _fake_flannel(self, k8s: Any) -> None:
-        from kubernetes import client
-
-        apps = client.AppsV1Api(k8s)
-        apps.create_namespaced_daemon_set("kube-system", fake_flannel_daemonset())
-
-        def flannel_ready() -> bool:
-            ds: Any = apps.read_namespaced_daemon_set("kube-flannel-ds", "kube-system")
-            return (ds.status.number_ready or 0) == self.options.nodes
-
-        wait_for(flannel_ready, 60, "the fake kube-flannel-ds on every node")
+        run_fake_flannel(k8s, self.options.nodes)
         self.say(f"kube-system/kube-flannel-ds running on {self.options.nodes} nodes (a fake flannel, as on an "
                  "OKE flannel-overlay cluster)")
 

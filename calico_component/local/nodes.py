@@ -235,6 +235,13 @@ def fake_flannel_daemonset() -> client.V1DaemonSet:
     )
 
 
+def run_fake_flannel(k8s: Any, node_count: int, timeout: float = 60) -> None:
+    """Create the fake kube-flannel-ds and wait until it runs on ``node_count`` nodes, as on a flannel-overlay cluster."""
+    client.AppsV1Api(k8s).create_namespaced_daemon_set("kube-system", fake_flannel_daemonset())
+    wait_for(lambda: (flannel(k8s).status.number_ready or 0) == node_count, timeout,
+             f"the fake kube-flannel-ds running on {node_count} nodes")
+
+
 def flannel(k8s: Any) -> Any:
     return client.AppsV1Api(k8s).read_namespaced_daemon_set("kube-flannel-ds", "kube-system")
 

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from calico_component.local.controlplane import ControlPlane
-from calico_component.local.nodes import wait_for
+from calico_component.local.nodes import run_fake_flannel, wait_for
 from calico_component.local.program import copy_stack_program
 from calico_component.local.workspace import PulumiCli, backend_dir, engine_env
 from tests.conftest import REPO
@@ -24,8 +23,6 @@ from tests.e2e.cluster import (
     calico_node_pods,
     crd_names,
     exists,
-    flannel,
-    flannel_daemonset,
     flannel_present,
     live_uids,
 )
@@ -158,9 +155,7 @@ def _managed_objects(cli: PulumiCli) -> list[dict[str, Any]]:
 def test_flannel_overlay_stack_through_the_cli(node_cluster: ControlPlane, node_k8s: Any, cli: PulumiCli) -> None:
     """flannel-overlay through the CLI on nodes running a (fake) kube-flannel-ds: flannel is removed, calico-node
     becomes ready on every node."""
-    apps = client.AppsV1Api(node_k8s)
-    apps.create_namespaced_daemon_set("kube-system", flannel_daemonset())
-    wait_for(lambda: (flannel(node_k8s).status.number_ready or 0) == 3, 30, "flannel running on 3 nodes")
+    run_fake_flannel(node_k8s, 3, timeout=30)
 
     cli("stack", "init", "flannel")
     for key, value in {"calicoVersion": "3.28.0", "networkType": "flannel-overlay", "nodeOs": "oracle-linux-8",

@@ -20,10 +20,10 @@ from calico_component.local.nodes import (
     calico_node_pods,
     delete_nodes,
     pod_ready,
-    wait_for,
+    run_fake_flannel,
 )
 from tests.conftest import REPO
-from tests.e2e.cluster import calico_node, delete_crds, exists, flannel, flannel_daemonset, flannel_present
+from tests.e2e.cluster import calico_node, delete_crds, exists, flannel, flannel_present
 from tests.e2e.conftest import Run, StackFactory, mirror
 from tests.e2e.engine import plaintext_leaks
 
@@ -116,9 +116,7 @@ def test_rollout_that_cannot_finish_fails_then_recovers(node_cluster: ControlPla
 def test_flannel_guard_against_real_nodes(node_cluster: ControlPlane, node_k8s: Any, make_stack: StackFactory) -> None:
     """flannel-overlay on a cluster whose nodes run flannel: refused at preview; allowed, calico-node gets ready."""
     add_nodes(node_k8s, 2)
-    apps = client.AppsV1Api(node_k8s)
-    apps.create_namespaced_daemon_set("kube-system", flannel_daemonset())
-    wait_for(lambda: (flannel(node_k8s).status.number_ready or 0) == 2, 30, "flannel running on both nodes")
+    run_fake_flannel(node_k8s, 2, timeout=30)
     flannel_uid = flannel(node_k8s).metadata.uid
 
     stack = make_stack("calico-e2e-guard", program(node_cluster.kubeconfig, network_type="flannel-overlay"))
