@@ -137,7 +137,7 @@ def main() -> int:
     ) as cp:
         root = Path(tmp)
         add_nodes(api_client(cp), args.nodes)
-        env = {**engine_env(root, paths), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = engine_env(root, paths)
         programs = {
             "component": ("calico-oke", PulumiCli(paths["pulumi"], copy_stack_program(root / "stack-program"), env)),
             "configgroup": ("calico-configgroup", PulumiCli(paths["pulumi"], configgroup_program(root / "cg"), env)),

@@ -199,7 +199,7 @@ class Demo:
     def _stack(self, cp: ControlPlane, paths: dict[str, Path]) -> PulumiCli:
         with self._step("stack program"):
             program = copy_stack_program(self.run_dir / "program")
-            env = {**engine_env(self.run_dir / "pulumi", paths), "PYTHONDONTWRITEBYTECODE": "1"}
+            env = engine_env(self.run_dir / "pulumi", paths)
             cli = PulumiCli(paths["pulumi"], program, env)
             self._pulumi(cli, "stack", "init", "demo")
             for key, value in self._config().items():

@@ -37,6 +37,8 @@ def engine_env(root: Path, tool_paths: Mapping[str, Path]) -> dict[str, str]:
         "PULUMI_SKIP_CONFIRMATIONS": "true",
         "PULUMI_PYTHON_CMD": sys.executable,
         "CALICO_OKE_CACHE_DIR": str(root / "manifest-cache"),
+        # Programs and plugins import calico_component from the checkout: leave no __pycache__ in it.
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
 
 

@@ -54,7 +54,7 @@ pytestmark = pytest.mark.usefixtures("three_nodes")
 def cli(tool_paths: dict[str, Path], tmp_path: Path) -> PulumiCli:
     """The `pulumi` CLI in a copy of the repository's Pulumi.yaml and __main__.py, with a backend of its own."""
     program = copy_stack_program(tmp_path / "program")
-    env = {**engine_env(tmp_path, tool_paths), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = engine_env(tmp_path, tool_paths)
     return PulumiCli(tool_paths["pulumi"], program, env)
 
 

@@ -70,7 +70,7 @@ def package(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
             shutil.copytree(src, checkout / name, ignore=shutil.ignore_patterns("__pycache__", "venv"))
         else:
             shutil.copyfile(src, checkout / name)
-    env = {**engine_env(root, tool_paths), "CALICO_OKE_MANIFEST_MIRROR": mirror(), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**engine_env(root, tool_paths), "CALICO_OKE_MANIFEST_MIRROR": mirror()}
     env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = "false"  # package add installs what it needs (registered)
     cli = PulumiCli(tool_paths["pulumi"], root, env)
     _register_offline_plugins(cli, tool_paths, root)
