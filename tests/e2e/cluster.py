@@ -11,8 +11,10 @@ from kubernetes.client.exceptions import ApiException
 from calico_component.local.nodes import calico_node_pods, exists, fake_flannel_daemonset, flannel, flannel_present, pod_ready
 
 __all__ = [
+    "THREE_NODES",
     "Key",
     "assert_calico_ready",
+    "assert_installed",
     "calico_node",
     "calico_node_pods",
     "crd_names",
@@ -105,6 +107,10 @@ def delete_crds(k8s: Any, timeout: float = 180) -> None:
     assert not crd_names(k8s), f"CRDs still present: {sorted(crd_names(k8s))}"
 
 
+#: The nodes the ``three_nodes`` fixture adds.
+THREE_NODES = ["worker-0", "worker-1", "worker-2"]
+
+
 def assert_calico_ready(k8s: Any, version: str, nodes: list[str]) -> None:
     """calico-node ready on exactly ``nodes``, running ``version``; every Deployment in kube-system available with it."""
     pods = calico_node_pods(k8s)
@@ -116,3 +122,8 @@ def assert_calico_ready(k8s: Any, version: str, nodes: list[str]) -> None:
     for d in deployments.items:
         assert d.status.available_replicas == d.spec.replicas, d.metadata.name
         assert all(c.image.endswith(f":v{version}") for c in d.spec.template.spec.containers), d.metadata.name
+
+
+def assert_installed(k8s: Any, version: str) -> None:
+    """Calico ``version`` ready on the ``three_nodes`` fixture's nodes."""
+    assert_calico_ready(k8s, version, THREE_NODES)

@@ -86,9 +86,6 @@ def node_k8s(node_cluster: ControlPlane) -> Any:
     return api_client(node_cluster)
 
 
-THREE_NODES = ["worker-0", "worker-1", "worker-2"]
-
-
 @pytest.fixture()
 def three_nodes(node_k8s: Any) -> Iterator[list[str]]:
     """3 fresh fake nodes for one test; none of them, nor a Calico CRD, outlives it."""

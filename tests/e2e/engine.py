@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -12,7 +13,10 @@ from pulumi import automation as auto
 from calico_component.local.workspace import backend_dir, engine_env
 from tests.conftest import REPO
 
-__all__ = ["backend_dir", "plaintext_leaks", "prepare", "stack"]
+__all__ = ["PREVIEW_REPLACEMENT", "backend_dir", "plaintext_leaks", "prepare", "stack"]
+
+#: How `pulumi preview --diff` shows a replacement: the step's op in parentheses, or the summary's count.
+PREVIEW_REPLACEMENT = re.compile(r"\((replace|create-replacement|delete-replaced)\)|\bto replace\b")
 
 
 def prepare(root: Path, tool_paths: dict[str, Path]) -> dict[str, str]:

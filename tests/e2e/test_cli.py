@@ -18,7 +18,7 @@ from calico_component.local.program import copy_stack_program
 from calico_component.local.workspace import PulumiCli, backend_dir, engine_env
 from tests.conftest import REPO
 from tests.e2e.cluster import (
-    assert_calico_ready,
+    assert_installed,
     calico_node,
     calico_node_pods,
     crd_names,
@@ -26,12 +26,10 @@ from tests.e2e.cluster import (
     flannel_present,
     live_uids,
 )
-from tests.e2e.conftest import THREE_NODES, mirror
-from tests.e2e.engine import plaintext_leaks
+from tests.e2e.conftest import mirror
+from tests.e2e.engine import PREVIEW_REPLACEMENT, plaintext_leaks
 
 README_MARKER = "<!-- cli-walkthrough"
-#: How `pulumi preview --diff` shows a replacement: the step's op in parentheses, or the summary's count.
-REPLACEMENT = re.compile(r"\((replace|create-replacement|delete-replaced)\)|\bto replace\b")
 
 
 def readme_commands() -> list[str]:
@@ -56,10 +54,6 @@ def cli(tool_paths: dict[str, Path], tmp_path: Path) -> PulumiCli:
     program = copy_stack_program(tmp_path / "program")
     env = engine_env(tmp_path, tool_paths)
     return PulumiCli(tool_paths["pulumi"], program, env)
-
-
-def assert_installed(k8s: Any, version: str) -> None:
-    assert_calico_ready(k8s, version, THREE_NODES)
 
 
 @dataclass
@@ -87,7 +81,7 @@ class Walkthrough:
         if argv[1:4] == ["config", "set", "calicoVersion"]:
             self.version = argv[4]
         elif verb == "preview":
-            assert not REPLACEMENT.search(output), output[-3000:]
+            assert not PREVIEW_REPLACEMENT.search(output), output[-3000:]
             if self.installed:
                 assert_installed(self.k8s, self.installed)  # a preview changes nothing
             else:

@@ -20,14 +20,13 @@ from kubernetes import client
 from calico_component import CalicoArgs
 from calico_component.local.workspace import PulumiCli, engine_env
 from tests.conftest import REPO
-from tests.e2e.cluster import assert_calico_ready, calico_node, exists
-from tests.e2e.conftest import THREE_NODES, mirror
-from tests.e2e.engine import plaintext_leaks
+from tests.e2e.cluster import assert_installed, calico_node, exists
+from tests.e2e.conftest import mirror
+from tests.e2e.engine import PREVIEW_REPLACEMENT, plaintext_leaks
 
 TOKEN = "calico-oke:index:Calico"
 #: What `pip install -e ..` from plugin/requirements.txt needs of the checkout.
 PLUGIN_SOURCES = ("calico_component", "plugin", "pyproject.toml", "README.md", "requirements.txt")
-REPLACEMENT = re.compile(r"\((replace|create-replacement|delete-replaced)\)|\bto replace\b")
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line \d+")
 
 
@@ -98,10 +97,6 @@ def program(package: Package, example: str, dest: Path) -> PulumiCli:
     return PulumiCli(package.pulumi, dest, env, timeout=900)
 
 
-def assert_installed(k8s: Any, version: str) -> None:
-    assert_calico_ready(k8s, version, THREE_NODES)
-
-
 def components(cli: PulumiCli) -> list[str]:
     state = json.loads(cli("stack", "export").stdout)
     return [r["urn"] for r in state["deployment"]["resources"] if r["type"] == TOKEN]
@@ -138,7 +133,7 @@ def test_yaml_program_installs_upgrades_in_place_and_destroys(package: Package, 
 
     cli("config", "set", "calicoVersion", "3.29.2")
     diff = cli("preview", "--diff").stdout
-    assert not REPLACEMENT.search(diff) and "to update" in diff, diff[-3000:]
+    assert not PREVIEW_REPLACEMENT.search(diff) and "to update" in diff, diff[-3000:]
     cli("up", "--yes")
     assert_installed(node_k8s, "3.29.2")
     assert uids(node_k8s) == before
