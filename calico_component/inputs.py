@@ -31,7 +31,7 @@ from .releases import NETWORK_TYPES, NODE_OSES
 Kind = Literal["string", "boolean", "integer", "number", "array"]
 _KINDS: dict[type, Kind] = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array"}
 
-#: Inputs that take one of a fixed set of strings: each becomes an enum type of the schema.
+#: Inputs that take one of a fixed set of strings: the schema lists them in the input's description.
 CHOICES: dict[str, tuple[str, ...]] = {
     "network_type": NETWORK_TYPES,
     "node_os": NODE_OSES,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from calico_component.local.controlplane import free_port
 from calico_component.local.tools import cache_root
 from tests.conftest import REPO
 from tests.e2e.conftest import mirror
@@ -125,11 +126,7 @@ def test_demo_bad_flag_is_a_usage_error(start: Starter) -> None:
 
 def test_demo_unreachable_offline_mirror_fails_in_one_line(start: Starter, tmp_path: Path) -> None:
     """--offline with an unreachable mirror exits 1 with one line naming the step and the kept logs; nothing runs on."""
-    import socket
-
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens on it
     run = start("--nodes", "1", "--mirror", f"https://127.0.0.1:{port}/calico", "--offline")
     code, _, err = run.finish()
     assert code == 1, err
