@@ -45,8 +45,13 @@ TYPE_TOKEN = "calico-oke:index:Calico"
 OCI_AUTH_METHODS = ("api_key", "instance_principal", "resource_principal")
 #: Calico's own pods: created after the CRDs they read.
 WORKLOAD_KINDS = frozenset({"DaemonSet", "Deployment"})
-#: Kinds pulumi-kubernetes waits for (rollout, endpoints): ``await_timeout_seconds`` bounds them.
-AWAITED_KINDS = WORKLOAD_KINDS | {"Service"}
+#: Kinds pulumi-kubernetes waits for (their rollout): ``await_timeout_seconds`` bounds them.
+AWAITED_KINDS = WORKLOAD_KINDS
+#: Kinds never awaited. pulumi-kubernetes' Service await ends only after 10 quiet seconds without an Endpoints event,
+#: a fixed cost that proves nothing here: in vcn-native no calico-node uses the calico-typha Service (Oracle's edits
+#: remove FELIX_TYPHAK8SSERVICENAME), and where calico-node does use Typha its own readiness (Felix ready) needs a
+#: Typha connection, while the calico-typha Deployment's rollout await covers Typha's pods.
+NEVER_AWAITED_KINDS = frozenset({"Service"})
 
 
 @dataclass(kw_only=True)
@@ -98,8 +103,8 @@ pods CIDR."""
     skip_await: bool = False
     """Do not wait for Calico to become ready (only for clusters without nodes yet)."""
     await_timeout_seconds: float | None = None
-    """How long `up` waits for each rollout and Service before failing with the object's name. \
-Default: the Kubernetes provider's 10 minutes."""
+    """How long `up` waits for each rollout (calico-node, calico-kube-controllers, calico-typha) before failing with \
+the object's name. Default: the Kubernetes provider's 10 minutes."""
     force_conflicts: bool = True
     """Server-side apply takes ownership of fields another manager changed, so drift is repaired."""
     strict_version_check: bool = False
@@ -296,13 +301,14 @@ class Calico(pulumi.ComponentResource):
                 n = logical_name(name, obj)
                 children[n] = create_resource(n, with_annotations(obj, annotations), crd_opts)
                 crds.append(children[n])
-        extra = {**annotations, SKIP_AWAIT_ANNOTATION: "true"} if args.skip_await else annotations
+        skip_await = {**annotations, SKIP_AWAIT_ANNOTATION: "true"}
         timeouts = _await_timeouts(args.await_timeout_seconds)
         for obj in rendered.objects:
             if is_crd(obj):
                 continue
             n = logical_name(name, obj)
             kind = obj.get("kind", "")
+            extra = skip_await if args.skip_await or kind in NEVER_AWAITED_KINDS else annotations
             # Only Calico's workloads wait for the CRDs (its pods read them at start); RBAC, ConfigMaps, Services
             # and PDBs do not, and an edge to every CRD costs each of them ~4 KB of state.
             depends_on = list(removal) + (crds if kind in WORKLOAD_KINDS else [])

@@ -298,11 +298,25 @@ def test_await_timeout_bounds_workloads_only(mocks: Recorder) -> Any:
         kinds = {n: t.rsplit(":", 1)[1] for t, n, _ in _k8s(mocks)}
         for n, kind in kinds.items():
             timeouts = seen[n]
-            if kind in ("DaemonSet", "Deployment", "Service"):
+            if kind in ("DaemonSet", "Deployment"):
                 assert timeouts is not None and (timeouts.create, timeouts.update) == ("90s", "90s"), n
             else:
                 assert timeouts is None, n
         assert kinds["calico-daemonset-kube-system-calico-node"] == "DaemonSet"
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+@pulumi.runtime.test
+def test_only_services_skip_the_await_by_default(mocks: Recorder) -> Any:
+    """Awaited installs skip the provider's Service await (a fixed 10 s endpoints settle) and keep every rollout's."""
+    calico = Calico("calico", _args())
+
+    def check(_: Any) -> None:
+        skipped = {t.rsplit(":", 1)[1]: ((inputs.get("metadata") or {}).get("annotations") or {}).get(
+            "pulumi.com/skipAwait") for t, _n, inputs in _k8s(mocks)}
+        assert skipped["Service"] == "true"
+        assert skipped["DaemonSet"] is None and skipped["Deployment"] is None
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 

@@ -98,6 +98,16 @@ def test_network_policy_demo_example(monkeypatch: pytest.MonkeyPatch) -> None:
     order = [n for _, n, _ in m.registered]
     calico_last = max(i for i, (t, n, _) in enumerate(m.registered) if n.startswith("calico-"))
     assert order.index("default-deny") > calico_last
+    assert m.names("pulumi:providers:kubernetes").count("cluster") == 1, "the demo goes to the kubeconfig's cluster"
+
+
+def test_network_policy_demo_beside_a_calico_it_does_not_manage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """installCalico=false deploys only the demo (no Calico object); policies=false leaves the two policies out."""
+    m = run_program(REPO / "examples/network-policy-demo/__main__.py", "calico-oke-network-policy-demo",
+                    {"kubeconfig": kubeconfig_text(), "installCalico": "false", "policies": "false"}, monkeypatch)
+    assert not [n for t, n, _ in m.registered if t == "calico-oke:index:Calico" or n.startswith("calico-")]
+    assert not m.names("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    assert m.names("kubernetes:apps/v1:Deployment") == ["backend"]
 
 
 def test_stack_program(monkeypatch: pytest.MonkeyPatch) -> None:

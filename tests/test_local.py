@@ -158,3 +158,33 @@ def test_importing_the_package_loads_neither_pulumi_nor_the_local_layer() -> Non
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
     assert out.strip() == "[]"
+
+
+def test_calico_without_sources_names_where_they_come_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No calico-<version> snapshot: the build fails naming CALICO_OKE_THIRD_PARTY and the folder it looked for."""
+    monkeypatch.setenv("CALICO_OKE_THIRD_PARTY", str(tmp_path))
+    with pytest.raises(ToolError, match=r"calico-v3\.28\.0.*CALICO_OKE_THIRD_PARTY"):
+        thirdparty.build_calico("v3.28.0", tmp_path / "work", tmp_path / "out", tmp_path / "log")
+
+
+def test_each_calico_release_is_a_group_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Felix, calico-node and the CNI plugin of each release build together into a cache folder of their own."""
+    monkeypatch.setenv("CALICO_OKE_E2E_CACHE", str(tmp_path))
+    for release in tools.CALICO_RELEASES:
+        group = tools.group_of(f"calico-node-{release}")
+        assert group.tools == tools.calico_tools(release) == (
+            f"calico-felix-{release}", f"calico-node-{release}", f"calico-cni-{release}")
+        assert group.bin_dir == tmp_path / f"calico-{release}" / "bin"
+    assert set(tools.CALICO_TOOLS) <= set(tools.TOOL_NAMES) and not set(tools.CALICO_TOOLS) & set(tools.DEMO_TOOLS)
+
+
+def test_dataplane_node_names_the_missing_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataplane node without ipset or nft is refused with the apt-get line for each package, never skipped."""
+    from calico_component.local import dataplane
+
+    real = dataplane.shutil.which
+    monkeypatch.setattr(dataplane.shutil, "which", lambda cmd: None if cmd in ("ipset", "nft") else real(cmd))
+    missing = dataplane.missing_host_requirements()
+    assert "ipset (apt-get install -y ipset)" in missing and "nft (apt-get install -y nftables)" in missing
+    with pytest.raises(dataplane.DataplaneError, match="apt-get install -y ipset"):
+        dataplane.require_host()

@@ -160,29 +160,37 @@ def node_ip(index: int) -> str:
 def add_nodes(k8s: Any, count: int, prefix: str = "worker", start: int = 0) -> list[str]:
     """Create ``count`` Ready fake worker nodes (Linux, amd64) that kwok plays the kubelet for."""
     core = client.CoreV1Api(k8s)
-    names = []
-    for i in range(start, start + count):
-        name = f"{prefix}-{i}"
-        labels = {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name}
-        core.create_node(client.V1Node(metadata=client.V1ObjectMeta(
-            name=name, labels=labels, annotations={KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1]})))
-        # The TaintNodesByCondition admission plugin taints new nodes not-ready; the node lifecycle controller (not
-        # run here: no kubelet heartbeats) would lift it once Ready, so lift it the same way.
-        core.patch_node(name, [{"op": "replace", "path": "/spec/taints", "value": []}])
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        capacity = {"cpu": "16", "memory": "64Gi", "pods": "110"}
-        core.patch_node_status(name, {"status": {
-            "capacity": capacity, "allocatable": capacity,
-            "addresses": [{"type": "InternalIP", "address": node_ip(i)}, {"type": "Hostname", "address": name}],
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                            "lastHeartbeatTime": now, "lastTransitionTime": now}],
-            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "v1.33.13",
-                         "osImage": "Oracle Linux Server 8.10", "containerRuntimeVersion": "fake://kwok",
-                         "kernelVersion": "", "kubeProxyVersion": "", "bootID": "", "machineID": "",
-                         "systemUUID": ""},
-        }})
-        names.append(name)
-    return names
+    return [register_node(core, f"{prefix}-{i}", node_ip(i), kwok=True) for i in range(start, start + count)]
+
+
+def register_node(core: Any, name: str, ip: str, *, kwok: bool, pods: int = 110) -> str:
+    """Create one Ready Linux node with InternalIP ``ip``; with ``kwok`` it carries the annotation kwok manages."""
+    labels = {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name}
+    annotations = {KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1]} if kwok else {}
+    core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name, labels=labels, annotations=annotations)))
+    # The TaintNodesByCondition admission plugin taints new nodes not-ready; the node lifecycle controller (not
+    # run here: no kubelet heartbeats) would lift it once Ready, so lift it the same way.
+    core.patch_node(name, [{"op": "replace", "path": "/spec/taints", "value": []}])
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    capacity = {"cpu": "16", "memory": "64Gi", "pods": str(pods)}
+    core.patch_node_status(name, {"status": {
+        "capacity": capacity, "allocatable": capacity,
+        "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "lastHeartbeatTime": now, "lastTransitionTime": now}],
+        "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "v1.33.13",
+                     "osImage": "Oracle Linux Server 8.10",
+                     "containerRuntimeVersion": "fake://kwok" if kwok else "local://calico-oke",
+                     "kernelVersion": "", "kubeProxyVersion": "", "bootID": "", "machineID": "", "systemUUID": ""},
+    }})
+    return name
+
+
+def cordon(k8s: Any, names: list[str]) -> None:
+    """Mark nodes unschedulable: only DaemonSet pods (which tolerate it) and pods that tolerate every taint land there."""
+    core = client.CoreV1Api(k8s)
+    for name in names:
+        core.patch_node(name, {"spec": {"unschedulable": True}})
 
 
 def delete_nodes(k8s: Any) -> None:

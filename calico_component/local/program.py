@@ -24,6 +24,18 @@ def current_virtualenv() -> Path:
     return Path(sys.prefix)
 
 
+def copy_example(name: str, dest: Path, venv: Path | None = None) -> Path:
+    """Copy ``examples/<name>``'s Pulumi.yaml and __main__.py into ``dest``, its ``venv`` pointing at ``venv``."""
+    source = repo_root() / "examples" / name
+    if not (source / "Pulumi.yaml").is_file():
+        raise FileNotFoundError(f"there is no example {name!r} at {source}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for file in PROGRAM_FILES:
+        shutil.copyfile(source / file, dest / file)
+    (dest / "venv").symlink_to(venv or current_virtualenv(), target_is_directory=True)
+    return dest
+
+
 def copy_stack_program(dest: Path, venv: Path | None = None) -> Path:
     """Copy Pulumi.yaml and __main__.py unchanged into ``dest``, with ``dest/.venv`` pointing at ``venv``.
 

@@ -31,6 +31,15 @@ PROVIDER_REQUIRES = (
 )
 #: What its go.mod's `replace ... => ../sdk` becomes: the SDK module version it requires, as published.
 PROVIDER_SDK_REQUIRE = "github.com/pulumi/pulumi-kubernetes/sdk/v4@v4.31.1"
+#: Calico releases whose Felix, calico-node and CNI plugin are built from ``calico-<version>`` snapshots (the proxy
+#: refuses github.com/projectcalico/calico): what the local dataplane node runs for a calico/node image of that tag.
+CALICO_VERSIONS = ("v3.28.0", "v3.29.2")
+#: Each Calico build's binaries (the tool is ``<binary>-<version>``) and the package it is built from.
+CALICO_BINARIES = {
+    "calico-felix": "./felix/cmd/calico-felix",
+    "calico-node": "./node/cmd/calico-node",
+    "calico-cni": "./cni-plugin/cmd/calico",
+}
 
 
 def root() -> Path | None:
@@ -42,6 +51,20 @@ def root() -> Path | None:
         return Path(env)
     beside = Path(__file__).resolve().parents[2].parent / "shared" / "third-party"
     return beside if beside.is_dir() else None
+
+
+def calico_source(version: str) -> Path:
+    """The ``calico-<version>`` snapshot, or a ToolError saying where it comes from."""
+    base = root()
+    folder = f"calico-{version}"
+    if base is None or not (base / folder).is_dir():
+        raise ToolError(
+            f"Calico {version}'s sources are not at {base or '../shared/third-party'}/{folder}: the local dataplane "
+            f"node builds Felix, calico-node and the CNI plugin from them (the Go module proxy refuses "
+            f"github.com/projectcalico/calico). Set CALICO_OKE_THIRD_PARTY to a folder holding {folder} (made by "
+            "../shared/third-party/snapshot-calico.sh from a projectcalico/calico checkout)"
+        )
+    return base / folder
 
 
 def source(folder: str) -> Path:
@@ -173,3 +196,27 @@ def build_provider(work: Path, out_dir: Path, log: Path) -> None:
     shutil.copyfile(january / schema, tree / schema)
     gobuild.schema_generate_and_build(tree, out_dir, log, PROVIDER_SOURCE_VERSION.lstrip("v"))
 
+
+
+def calico_ldflags(version: str) -> str:
+    """Version stamps as Calico's Makefiles set them: startup writes it into ClusterInformation, Felix logs it."""
+    project = "github.com/projectcalico/calico"
+    stamps = [f"{project}/node/pkg/lifecycle/startup.VERSION={version}", f"{project}/node/buildinfo.GitVersion={version}",
+              f"{project}/felix/buildinfo.GitVersion={version}", f"main.VERSION={version}"]
+    return "-s -w " + " ".join(f"-X {stamp}" for stamp in stamps)
+
+
+def build_calico(version: str, work: Path, out_dir: Path, log: Path) -> None:
+    """calico-felix, calico-node and the CNI plugin ``calico`` of one release, unmodified, in one ``go build``.
+
+    CGO_ENABLED=0 (gobuild.run): Felix's libbpf code is replaced by its ``!cgo`` stubs, which drops only the eBPF
+    dataplane; the iptables/nftables dataplane OKE's manifests use is complete. The snapshot's go.mod resolves
+    ``github.com/projectcalico/api`` to its own ``./api``; every other module comes from the proxy.
+    """
+    tree = gobuild.writable_copy(calico_source(version), work / "calico")
+    built = work / "out"
+    built.mkdir()
+    gobuild.run([gobuild.go(), "build", "-trimpath", "-ldflags", calico_ldflags(version), "-o", f"{built}{os.sep}",
+                 *CALICO_BINARIES.values()], tree, log)
+    for binary, package in CALICO_BINARIES.items():
+        shutil.move(built / Path(package).name, out_dir / f"{binary}-{version}")

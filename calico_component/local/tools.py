@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import fcntl
+import functools
 import os
 import re
 import shutil
@@ -34,8 +35,8 @@ from .gobuild import (
     ToolError,
 )
 
-__all__ = ["DEMO_TOOLS", "TOOL_NAMES", "Group", "ToolError", "cache_root", "creates_with_client_side_create",
-           "describe", "ensure", "find", "group_of", "groups", "main"]
+__all__ = ["CALICO_RELEASES", "CALICO_TOOLS", "DEMO_TOOLS", "TOOL_NAMES", "Group", "ToolError", "cache_root", "calico_tools",
+           "creates_with_client_side_create", "describe", "ensure", "find", "group_of", "groups", "main"]
 
 Builder = Callable[[Path, Path, Path], None]
 Progress = Callable[[str], None]
@@ -43,7 +44,18 @@ Progress = Callable[[str], None]
 #: What controller-runtime's envtest ships, so KUBEBUILDER_ASSETS can provide them.
 ENVTEST_TOOLS = ("kube-apiserver", "kube-controller-manager", "etcd", "kubectl")
 LANGUAGE_HOSTS = ("pulumi-language-python", "pulumi-language-nodejs", "pulumi-language-go", "pulumi-language-yaml")
-TOOL_NAMES = ("pulumi", *LANGUAGE_HOSTS, "pulumi-resource-kubernetes", *KUBE_TOOLS, "etcd", "kwok")
+
+
+def calico_tools(version: str) -> tuple[str, ...]:
+    """The tools of one Calico release: ``calico-felix-<v>``, ``calico-node-<v>`` and the CNI plugin ``calico-cni-<v>``."""
+    return tuple(f"{binary}-{version}" for binary in thirdparty.CALICO_BINARIES)
+
+
+#: Calico releases a node with the real dataplane can run (its calico-node pod's image tag picks one).
+CALICO_RELEASES = thirdparty.CALICO_VERSIONS
+#: What a node with the real dataplane runs, for every Calico release it can run.
+CALICO_TOOLS = tuple(name for version in thirdparty.CALICO_VERSIONS for name in calico_tools(version))
+TOOL_NAMES = ("pulumi", *LANGUAGE_HOSTS, "pulumi-resource-kubernetes", *KUBE_TOOLS, "etcd", "kwok", *CALICO_TOOLS)
 #: What ``python -m calico_component demo`` runs: a cluster with fake nodes and the Python stack program.
 DEMO_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes", "etcd", "kube-apiserver",
               "kube-controller-manager", "kube-scheduler", "kwok")
@@ -67,8 +79,13 @@ class Group:
     minutes: int = 1
 
     @property
+    def slug(self) -> str:
+        """Its folder in the cache: ``<name>-<version>`` (a name that already ends with the version is not repeated)."""
+        return self.name if self.name.endswith(self.version) else f"{self.name}-{self.version}"
+
+    @property
     def bin_dir(self) -> Path:
-        return cache_root() / f"{self.name}-{self.version}" / "bin"
+        return cache_root() / self.slug / "bin"
 
 
 def _host_group(folder: str, build: Builder, minutes: int = 1) -> Group:
@@ -89,6 +106,14 @@ def _provider_group() -> Group:
                  gobuild.build_provider_module, minutes=12)
 
 
+def _calico_group(version: str) -> Group:
+    """Felix, calico-node and the CNI plugin of one Calico release, from ``<third-party>/calico-<version>``."""
+    base = thirdparty.root()
+    where = f"{base}/calico-{version}" if base else f"$CALICO_OKE_THIRD_PARTY/calico-{version}"
+    return Group(f"calico-{version}", calico_tools(version), version, f"{where} (projectcalico/calico {version})",
+                 functools.partial(thirdparty.build_calico, version), minutes=9)
+
+
 def groups() -> dict[str, Group]:
     """Every build group, by name."""
     found = [
@@ -107,6 +132,7 @@ def groups() -> dict[str, Group]:
         Group("etcd", ("etcd",), ETCD_VERSION, f"go.etcd.io/etcd/server/v3 {ETCD_VERSION}", gobuild.build_etcd,
               minutes=4),
         Group("kwok", ("kwok",), KWOK_VERSION, f"sigs.k8s.io/kwok {KWOK_VERSION}", gobuild.build_kwok, minutes=4),
+        *(_calico_group(version) for version in thirdparty.CALICO_VERSIONS),
     ]
     return {g.name: g for g in found}
 
@@ -180,7 +206,7 @@ def build(group: Group) -> dict[str, Path]:
     build instead of repeating it.
     """
     cache_root().mkdir(parents=True, exist_ok=True)
-    with (cache_root() / f"{group.name}-{group.version}.lock").open("w") as lock:
+    with (cache_root() / f"{group.slug}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         built = {name: group.bin_dir / name for name in group.tools}
         if all(path.is_file() for path in built.values()):
@@ -190,7 +216,7 @@ def build(group: Group) -> dict[str, Path]:
 
 
 def _build_locked(group: Group) -> None:
-    log = cache_root() / f"{group.name}-{group.version}.build.log"
+    log = cache_root() / f"{group.slug}.build.log"
     log.write_text(f"building {', '.join(group.tools)} {group.version} from {group.source}\n")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"build-{group.name}-", dir=cache_root()) as tmp:

@@ -1,0 +1,115 @@
+"""The NetworkPolicy scenario on a dataplane node: ``examples/network-policy-demo``'s backend, two clients, probes.
+
+Shared by the e2e tests, ``demo --enforce`` and the policy benchmark. The backend comes from the
+example (a Deployment whose stand-in container listens on 8080); the clients are two pods on the
+dataplane node, ``client`` (no labels) and ``frontend`` (``role=frontend``); a second listener on
+``OTHER_PORT`` inside the backend's pod is "another port" the allow rule does not open.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from .dataplane import DataplaneNode
+from .nodes import wait_for
+
+NAMESPACE = "policy-demo"
+BACKEND_PORT = 8080
+OTHER_PORT = 9090
+#: Client pods and their labels: the allow rule admits ``role=frontend`` only.
+CLIENTS: Mapping[str, Mapping[str, str]] = {"client": {}, "frontend": {"role": "frontend"}}
+
+
+def add_client(k8s: Any, node: str, name: str, labels: Mapping[str, str], namespace: str = NAMESPACE) -> None:
+    """A pod bound to ``node`` (no ports: it only makes connections)."""
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=dict(labels)),
+        spec=client.V1PodSpec(node_name=node, containers=[client.V1Container(
+            name="main", image="docker.io/library/busybox:1.36", command=["sleep", "infinity"])]))
+    client.CoreV1Api(k8s).create_namespaced_pod(namespace, pod)
+
+
+def pod_ip(k8s: Any, namespace: str, name: str, timeout: float = 60) -> str:
+    """The pod's address once its node reports it Running."""
+    core = client.CoreV1Api(k8s)
+    found: dict[str, str] = {}
+
+    def running() -> bool:
+        pod: Any = core.read_namespaced_pod(name, namespace)
+        if pod.status.phase == "Running" and pod.status.pod_ip:
+            found["ip"] = pod.status.pod_ip
+        return "ip" in found
+
+    wait_for(running, timeout, f"pod {namespace}/{name} running with an address")
+    return found["ip"]
+
+
+def backend_pod(k8s: Any, namespace: str = NAMESPACE, timeout: float = 60) -> tuple[str, str]:
+    """(name, address) of the example's backend pod."""
+    core = client.CoreV1Api(k8s)
+    names: list[str] = []
+
+    def listed() -> bool:
+        pods: Any = core.list_namespaced_pod(namespace, label_selector="app=backend")
+        names[:] = [p.metadata.name for p in pods.items if not p.metadata.deletion_timestamp]
+        return len(names) == 1
+
+    wait_for(listed, timeout, f"one backend pod in {namespace}")
+    return names[0], pod_ip(k8s, namespace, names[0], timeout)
+
+
+@dataclass
+class Scenario:
+    """The clients and the backend on one dataplane node, and the probes between them."""
+
+    node: DataplaneNode
+    k8s: Any
+    backend: str
+    backend_ip: str
+    namespace: str = NAMESPACE
+
+    @classmethod
+    def start(cls, node: DataplaneNode, k8s: Any, namespace: str = NAMESPACE) -> tuple[Scenario, subprocess.Popen[bytes]]:
+        """Clients added, the backend found, and a listener on OTHER_PORT in the backend's pod (returned: stop it)."""
+        for name, labels in CLIENTS.items():
+            add_client(k8s, node.name, name, labels, namespace)
+        backend, ip = backend_pod(k8s, namespace)
+        scenario = cls(node, k8s, backend, ip, namespace)
+        for name in CLIENTS:
+            pod_ip(k8s, namespace, name)
+        other = subprocess.Popen(node.probe_command(namespace, backend, "serve", str(OTHER_PORT), "--name", "other"),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        scenario.until("frontend", OTHER_PORT, "ok", 20)
+        return scenario, other
+
+    def connect(self, source: str, port: int, timeout: float = 0.5) -> str:
+        """One attempt from client pod ``source`` to the backend."""
+        return self.node.connect(self.namespace, source, self.backend_ip, port, timeout)
+
+    def until(self, source: str, port: int, expected: str, timeout: float) -> float:
+        """Seconds until an attempt from ``source`` to the backend's ``port`` gives ``expected`` (fails after timeout)."""
+        started = time.monotonic()
+        seen = ""
+        while time.monotonic() - started < timeout:
+            seen = self.connect(source, port)
+            if seen == expected:
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise AssertionError(f"{source} -> backend:{port} still {seen!r} after {timeout:g}s (expected {expected!r}); "
+                             f"node logs in {self.node.workdir}")
+
+    def matrix(self) -> dict[str, str]:
+        """What each client sees now on both ports: ``{"client:8080": "timeout", ...}``."""
+        return {f"{source}:{port}": self.connect(source, port) for source in CLIENTS for port in (BACKEND_PORT, OTHER_PORT)}
+
+
+#: What the demo's policies let through: only frontend -> backend:8080.
+ENFORCED = {"client:8080": "timeout", "client:9090": "timeout", "frontend:8080": "ok", "frontend:9090": "timeout"}
+#: Without policies everything connects.
+OPEN = {"client:8080": "ok", "client:9090": "ok", "frontend:8080": "ok", "frontend:9090": "ok"}

@@ -1,0 +1,185 @@
+"""NetworkPolicy really enforced: Calico's own Felix on a node with a real dataplane, configured by what `up` deployed.
+
+One control plane: two kwok nodes (cordoned, so workloads land on the real node) and one dataplane
+node (``calico_component.local.dataplane``). The stack program is installed through the `pulumi` CLI,
+awaited, vcn-native, Calico 3.28.0, Oracle Linux 8 (NFT); ``examples/network-policy-demo`` is a second
+program with ``installCalico=false``. The tests run in file order and share that cluster: the drift
+test comes last.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from calico_component.local import tools
+from calico_component.local.agent import NODE_RULE_COMMENT
+from calico_component.local.controlplane import ControlPlane
+from calico_component.local.dataplane import DataplaneNode
+from calico_component.local.nodes import add_nodes, calico_node_pods, cordon, pod_ready, wait_for
+from calico_component.local.policydemo import BACKEND_PORT, ENFORCED, OPEN, Scenario
+from calico_component.local.program import copy_example, copy_stack_program
+from calico_component.local.workspace import PulumiCli, engine_env
+from tests.e2e.cluster import calico_node, env_of
+from tests.e2e.conftest import api_client, mirror
+
+VERSION = "3.28.0"
+
+
+@dataclass
+class Enforcement:
+    """The shared cluster: the dataplane node, both programs, the scenario's pods."""
+
+    cp: ControlPlane
+    node: DataplaneNode
+    k8s: Any
+    stack: PulumiCli
+    demo: PulumiCli
+    scenario: Scenario
+    kubectl: Path
+    up_returned: float
+
+    def policies(self, on: bool) -> float:
+        """`pulumi up` of the demo with its policies on or off; returns when `up` returned (unix time)."""
+        self.demo("config", "set", "policies", "true" if on else "false")
+        self.demo("up", "--yes", "--skip-preview")
+        return time.time()
+
+    def calico_restarted(self, previous_uid: str, timeout: float = 120) -> dict[str, Any]:
+        """Wait until the node's Calico runs a pod other than ``previous_uid`` and Felix is ready; return its state."""
+        wait_for(lambda: self.node.calico_state().get("uid") not in (None, previous_uid)
+                 and bool(self.node.calico_state().get("ready")), timeout,
+                 f"the node's Calico restarted with a new calico-node pod (logs in {self.node.workdir})")
+        return self.node.calico_state()
+
+
+def _program(cli: PulumiCli, stack: str, config: dict[str, str], kubeconfig: str) -> None:
+    cli("stack", "init", stack)
+    for key, value in config.items():
+        cli("config", "set", key, value)
+    cli("config", "set", "--secret", "kubeconfig", stdin=kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def enforcement(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
+    """The cluster, Calico installed by the stack program (awaited), the demo app deployed without policies."""
+    root = tmp_path_factory.mktemp("enforcement")
+    calico_node_binaries = {v: tool_paths[f"calico-node-{v}"] for v in tools.CALICO_RELEASES}
+    with ControlPlane(tool_paths["etcd"], tool_paths["kube-apiserver"], tool_paths["kube-controller-manager"],
+                      kube_scheduler=tool_paths["kube-scheduler"], kwok=tool_paths["kwok"]) as cp, \
+            DataplaneNode(cp, calico_node_binaries) as node:
+        k8s = api_client(cp)
+        cordon(k8s, add_nodes(k8s, 2))
+        env = engine_env(root / "pulumi", tool_paths)
+        stack = PulumiCli(tool_paths["pulumi"], copy_stack_program(root / "stack"), env)
+        _program(stack, "enforce", {"calicoVersion": VERSION, "networkType": "vcn-native", "nodeOs": "oracle-linux-8",
+                                    "manifestMirror": mirror()}, cp.kubeconfig)
+        stack("up", "--yes", "--skip-preview")
+        up_returned = time.time()
+        demo = PulumiCli(tool_paths["pulumi"], copy_example("network-policy-demo", root / "demo"), env)
+        _program(demo, "enforce", {"installCalico": "false", "policies": "false"}, cp.kubeconfig)
+        demo("up", "--yes", "--skip-preview")
+        scenario, other = Scenario.start(node, k8s)
+        try:
+            yield Enforcement(cp, node, k8s, stack, demo, scenario, tool_paths["kubectl"], up_returned)
+        finally:
+            other.terminate()
+
+
+def test_awaited_up_returned_only_after_felix_was_ready(enforcement: Enforcement) -> None:
+    """The awaited `up` returned after Felix on the real node reported ready, and Felix runs the live pod's env."""
+    e = enforcement
+    ready = [t for t, what, _ in e.node.events() if what == "felix-ready"]
+    assert ready and ready[0] < e.up_returned, f"felix-ready at {ready}, up returned at {e.up_returned}"
+    state = e.node.calico_state()
+    assert state["release"] == f"v{VERSION}" and state["ready"]
+    pod = next(p for p in calico_node_pods(e.k8s) if p.spec.node_name == e.node.name)
+    assert pod_ready(pod) and state["uid"] == pod.metadata.uid
+    live = {k: v for k, v in env_of(calico_node(e.k8s)).items() if v is not None}
+    assert {k: state["felix_env"][k] for k in live} == live, "Felix runs the live DaemonSet's values"
+    assert state["felix_env"]["NODENAME"] == e.node.name, "fieldRef spec.nodeName resolved from the pod"
+    assert state["felix_env"]["FELIX_FELIXHOSTNAME"] == e.node.name
+
+
+def test_before_any_policy_everything_connects(enforcement: Enforcement) -> None:
+    """Without policies both clients reach both of the backend's ports (so a later timeout is the policy's doing)."""
+    assert enforcement.scenario.matrix() == OPEN
+
+
+def test_demo_policies_applied_and_removed_by_pulumi(enforcement: Enforcement) -> None:
+    """The example's policies through `pulumi up`: the unlabelled client times out, role=frontend reaches 8080 only;
+    removed by `pulumi up`, traffic flows again."""
+    e, s = enforcement, enforcement.scenario
+    e.policies(True)
+    s.until("client", BACKEND_PORT, "timeout", 20)
+    s.until("frontend", BACKEND_PORT, "ok", 20)
+    time.sleep(1)
+    assert s.matrix() == ENFORCED, "held after a second: denied stays denied, allowed stays allowed"
+    e.policies(False)
+    s.until("client", BACKEND_PORT, "ok", 20)
+    assert s.matrix() == OPEN
+
+
+def test_calico_global_network_policy_is_enforced(enforcement: Enforcement) -> None:
+    """A GlobalNetworkPolicy stored as calicoctl writes it (crd.projectcalico.org/v1) is enforced, and only where it
+    says: it denies frontend -> backend:8080 and nothing else."""
+    e, s = enforcement, enforcement.scenario
+    api = client.CustomObjectsApi(e.k8s)
+    policy: dict[str, Any] = {"apiVersion": "crd.projectcalico.org/v1", "kind": "GlobalNetworkPolicy",
+              "metadata": {"name": "deny-frontend-to-backend"},
+              "spec": {"order": 10, "selector": "app == 'backend' && projectcalico.org/namespace == 'policy-demo'",
+                       "types": ["Ingress"],
+                       "ingress": [{"action": "Deny", "protocol": "TCP", "source": {"selector": "role == 'frontend'"},
+                                    "destination": {"ports": [BACKEND_PORT]}},
+                                   {"action": "Allow"}]}}
+    api.create_cluster_custom_object("crd.projectcalico.org", "v1", "globalnetworkpolicies", policy)
+    try:
+        s.until("frontend", BACKEND_PORT, "timeout", 20)
+        assert s.connect("client", BACKEND_PORT) == "ok"
+    finally:
+        api.delete_cluster_custom_object("crd.projectcalico.org", "v1", "globalnetworkpolicies", policy["metadata"]["name"])
+    s.until("frontend", BACKEND_PORT, "ok", 20)
+
+
+def test_felix_programs_nft_after_the_nodes_own_rules(enforcement: Enforcement) -> None:
+    """Oracle Linux 8's edits as programmed: Felix's chains are in the nft backend (none in legacy), each jump after a
+    rule the node had before it (Append), and the machine's own namespace has no Calico rule at all."""
+    node = enforcement.node
+    forward = node.node_exec("iptables-nft", "-S", "FORWARD").stdout.splitlines()
+    ours = next(i for i, rule in enumerate(forward) if NODE_RULE_COMMENT in rule)
+    calico = next(i for i, rule in enumerate(forward) if "-j cali-FORWARD" in rule)
+    assert ours < calico, forward
+    saved = node.node_exec("iptables-nft-save").stdout
+    assert saved.count(":cali-") >= 20, saved[:2000]
+    assert "cali-" not in node.node_exec("iptables-legacy-save", check=False).stdout
+    assert "cali-" in node.node_exec("nft", "list", "ruleset").stdout
+    machine = subprocess.run(["iptables-nft-save"], capture_output=True, text=True).stdout
+    assert "cali-" not in machine, "a Calico rule reached the machine's own network namespace"
+
+
+def test_drift_of_the_interface_prefix_breaks_policy_and_refresh_repairs_it(enforcement: Enforcement) -> None:
+    """Removing FELIX_INTERFACEPREFIX by hand restarts the node's Calico with the drifted env and the deny stops
+    being enforced (Felix polices cali* interfaces, the pods' are oci*); `pulumi up --refresh` puts the edit back
+    and the deny is enforced again."""
+    e, s = enforcement, enforcement.scenario
+    e.policies(True)
+    s.until("client", BACKEND_PORT, "timeout", 20)
+    before = e.node.calico_state()["uid"]
+    subprocess.run([str(e.kubectl), "--kubeconfig", str(e.cp.kubeconfig_path), "-n", "kube-system", "set", "env",
+                    "daemonset/calico-node", "-c", "calico-node", "FELIX_INTERFACEPREFIX-"],
+                   check=True, capture_output=True, timeout=60)
+    drifted = e.calico_restarted(before)
+    assert "FELIX_INTERFACEPREFIX" not in drifted["felix_env"]
+    s.until("client", BACKEND_PORT, "ok", 30)
+    e.stack("up", "--refresh", "--yes", "--skip-preview")
+    repaired = e.calico_restarted(drifted["uid"])
+    assert repaired["felix_env"]["FELIX_INTERFACEPREFIX"] == "oci"
+    s.until("client", BACKEND_PORT, "timeout", 30)
+    assert s.matrix() == ENFORCED
