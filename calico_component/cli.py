@@ -110,8 +110,9 @@ def _positive_int(text: str) -> int:
 
 def _add_demo(d: argparse.ArgumentParser) -> None:
     d.add_argument("--nodes", type=_positive_int, default=3, metavar="N", help="fake worker nodes, 1-1000 (default 3)")
-    d.add_argument("--calico-version", choices=SUPPORTED_VERSIONS, default=SUPPORTED_VERSIONS[-1], metavar="VERSION",
-                   help=f"Calico to install, one of {', '.join(SUPPORTED_VERSIONS)} (default: the newest)")
+    d.add_argument("--calico-version", choices=SUPPORTED_VERSIONS, metavar="VERSION",
+                   help=f"Calico to install, one of {', '.join(SUPPORTED_VERSIONS)} (default: the newest; with --enforce "
+                   "the newest one built from source)")
     d.add_argument("--network-type", choices=NETWORK_TYPES, default="vcn-native",
                    help="vcn-native (default), or flannel-overlay: a fake kube-flannel-ds is put on the nodes first, "
                    "and its removal shown")
@@ -120,6 +121,10 @@ def _add_demo(d: argparse.ArgumentParser) -> None:
     d.add_argument("--apply-upgrade", action="store_true", help="with --upgrade-to: also apply it (awaited)")
     d.add_argument("--mirror", metavar="DIR_OR_URL", help="manifest mirror laid out as v<VERSION>/<file>")
     d.add_argument("--offline", action="store_true", help="never download manifests: the cache or --mirror only")
+    d.add_argument("--enforce", action="store_true",
+                   help="add one node with a real dataplane (Calico's own Felix, built from source, policing pods in "
+                   "network namespaces; needs root and iptables, ipset, nftables) and show examples/network-policy-demo's "
+                   "policies taking effect there")
     d.add_argument("--keep", action="store_true",
                    help="leave the cluster running; prints its kubeconfig path and the command that stops it")
     d.add_argument("--stop", metavar="DIR", help="stop a cluster a --keep demo left running, and remove DIR")
@@ -179,6 +184,9 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 0
     if args.apply_upgrade and not args.upgrade_to:
         parser.error("--apply-upgrade needs --upgrade-to VERSION")
+    args.calico_version = args.calico_version or _default_demo_version(args.enforce)
+    if args.enforce:
+        _check_enforceable(parser, args)
     if args.upgrade_to == args.calico_version:
         parser.error(f"--upgrade-to {args.upgrade_to} is the version being installed; pick another")
     mirror = args.mirror
@@ -187,9 +195,30 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     status, last = demo.run(demo.DemoOptions(
         calico_version=args.calico_version, nodes=args.nodes, network_type=args.network_type,
         upgrade_to=args.upgrade_to, apply_upgrade=args.apply_upgrade, mirror=mirror, offline=args.offline,
-        keep=args.keep))
+        keep=args.keep, enforce=args.enforce))
     (sys.stdout if status == 0 else sys.stderr).write(last + "\n")
     return status
+
+
+def _default_demo_version(enforce: bool) -> str:
+    """The newest version in the table; with --enforce, the newest whose Calico the local node can build and run."""
+    if not enforce:
+        return SUPPORTED_VERSIONS[-1]
+    from .local.thirdparty import CALICO_VERSIONS
+
+    return CALICO_VERSIONS[-1].lstrip("v")
+
+
+def _check_enforceable(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--enforce runs Calico itself: only releases built from ../shared/third-party (and the upgrade applied to one)."""
+    from .local.thirdparty import CALICO_VERSIONS
+
+    runnable = [v.lstrip("v") for v in CALICO_VERSIONS]
+    wanted = [args.calico_version] + ([args.upgrade_to] if args.apply_upgrade else [])
+    for version in wanted:
+        if version not in runnable:
+            parser.error(f"--enforce runs Calico built from source, which exists here for {', '.join(runnable)}; "
+                         f"{version} is not one of them (pick --calico-version/--upgrade-to among those)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

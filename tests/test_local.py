@@ -140,6 +140,8 @@ def test_demo_flannel_config_skips_the_oke_addon() -> None:
     (["demo", "--calico-version", "3.28.0", "--upgrade-to", "3.28.0"], "is the version being installed"),
     (["demo", "--nodes", "0"], "from 1 to 1000"),
     (["demo", "--stop", "/tmp"], "not a directory a demo kept"),
+    (["demo", "--enforce", "--calico-version", "3.30.0"], "built from source, which exists here for 3.28.0, 3.29.2"),
+    (["demo", "--enforce", "--upgrade-to", "3.30.0", "--calico-version", "3.28.0", "--apply-upgrade"], "3.30.0 is not"),
 ])
 def test_demo_usage_errors_exit_2_in_one_line(argv: list[str], message: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,10 +182,12 @@ def test_each_calico_release_is_a_group_of_its_own(tmp_path: Path, monkeypatch: 
 
 def test_dataplane_node_names_the_missing_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
     """A dataplane node without ipset or nft is refused with the apt-get line for each package, never skipped."""
+    import shutil
+
     from calico_component.local import dataplane
 
-    real = dataplane.shutil.which
-    monkeypatch.setattr(dataplane.shutil, "which", lambda cmd: None if cmd in ("ipset", "nft") else real(cmd))
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda cmd: None if cmd in ("ipset", "nft") else real(cmd))
     missing = dataplane.missing_host_requirements()
     assert "ipset (apt-get install -y ipset)" in missing and "nft (apt-get install -y nftables)" in missing
     with pytest.raises(dataplane.DataplaneError, match="apt-get install -y ipset"):

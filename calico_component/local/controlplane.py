@@ -196,11 +196,14 @@ class ControlPlane:
             "--cidr", nodes.POD_NETWORK,
         ], env={"HOME": str(w / "kwok-home")})  # kwok also reads ~/.kwok/kwok.yaml: keep it out
 
-    def detach(self) -> Path:
-        """Leave everything running past ``with`` (needs ``outlive_parent``); return the directory to stop it with."""
+    def detach(self, dependents: tuple[int, ...] = ()) -> Path:
+        """Leave everything running past ``with`` (needs ``outlive_parent``); return the directory to stop it with.
+
+        ``dependents``: process groups that use the cluster (a dataplane node), stopped before it.
+        """
         if not self.outlive_parent:
             raise RuntimeError("only a ControlPlane started with outlive_parent=True can be left running")
-        (self.workdir / PIDS_FILE).write_text("".join(f"{pid}\n" for pid in self.pids))
+        (self.workdir / PIDS_FILE).write_text("".join(f"{pid}\n" for pid in (*self.pids, *dependents)))
         self._procs.clear()
         self._remove_on_exit = False
         return self.workdir

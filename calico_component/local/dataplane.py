@@ -95,6 +95,8 @@ class DataplaneNode:
     startup_timeout: float = 60.0
     #: Where the node's directory (logs, state) is created (default: the control plane's directory).
     parent_dir: Path | None = None
+    #: Keep running after the starting process exits (``demo --keep``); see ``detach``.
+    outlive_parent: bool = False
     workdir: Path = field(init=False)
     agent_pid: int = field(init=False, default=0)
     _proc: subprocess.Popen[bytes] | None = field(init=False, default=None)
@@ -152,7 +154,7 @@ class DataplaneNode:
                     ["unshare", "--pid", "--net", "--mount", "--propagation", "private", "--fork", "--mount-proc",
                      "--kill-child", sys.executable, "-m", "calico_component.local.agent", str(config)],
                     stdout=log, stderr=subprocess.STDOUT, pass_fds=(host_netns,), start_new_session=True,
-                    preexec_fn=_die_with_parent)
+                    preexec_fn=None if self.outlive_parent else _die_with_parent)
         finally:
             os.close(host_netns)
         self._wait_ready(self._proc)
@@ -182,6 +184,14 @@ class DataplaneNode:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+    def detach(self) -> int:
+        """Leave the node running past ``with`` (needs ``outlive_parent``); return its process group to stop it by."""
+        if not self.outlive_parent or self._proc is None:
+            raise DataplaneError("only a running DataplaneNode started with outlive_parent=True can be left running")
+        pid = self._proc.pid
+        self._proc = None
+        return pid
 
     @property
     def alive(self) -> bool:

@@ -26,8 +26,10 @@ import yaml
 
 from . import tools
 from .controlplane import PIDS_FILE, ControlPlane, stop_detached
-from .nodes import add_nodes, calico_node_pods, flannel_present, pod_ready, run_fake_flannel
-from .program import copy_stack_program
+from .dataplane import DataplaneNode, missing_host_requirements
+from .nodes import add_nodes, calico_node_pods, cordon, flannel_present, pod_ready, run_fake_flannel
+from .policydemo import BACKEND_PORT, ENFORCED, OPEN, OTHER_PORT, Scenario
+from .program import copy_example, copy_stack_program
 from .workspace import PulumiCli, PulumiCommandError, engine_env
 
 RUN_PREFIX = "calico-oke-demo-"
@@ -45,6 +47,8 @@ class DemoOptions:
     mirror: str | None = None
     offline: bool = False
     keep: bool = False
+    #: Add one node with a real dataplane (Felix built from source) and show the demo policies enforced there.
+    enforce: bool = False
 
 
 class StepError(Exception):
@@ -141,7 +145,7 @@ class Demo:
         succeeded = False
         try:
             with self._step("tools"):
-                paths = tools.ensure(tools.DEMO_TOOLS, progress=self.say)
+                paths = tools.ensure(self._tool_names(), progress=self.say)
                 self.say("tools: " + "; ".join(tools.describe(name, paths[name], with_path=False)
                                                for name in ("pulumi", "pulumi-resource-kubernetes")))
             final = self._with_cluster(paths)
@@ -151,6 +155,24 @@ class Demo:
             restore()
             self._tidy(succeeded)
 
+    def _tool_names(self) -> tuple[str, ...]:
+        """The demo's tools; with --enforce also Calico's own binaries (and a check that this machine can run them)."""
+        if not self.options.enforce:
+            return tools.DEMO_TOOLS
+        missing = missing_host_requirements()
+        if missing:
+            raise StepError("tools", "--enforce runs a node with a real dataplane, which needs " + "; ".join(missing))
+        return (*tools.DEMO_TOOLS, *(t for release in self._releases() for t in tools.calico_tools(release)))
+
+    def _releases(self) -> list[str]:
+        """The Calico releases the dataplane node runs: the installed one, and the upgrade's when it is applied."""
+        o = self.options
+        return [f"v{v}" for v in (o.calico_version, o.upgrade_to if o.apply_upgrade else None) if v]
+
+    @property
+    def total_nodes(self) -> int:
+        return self.options.nodes + (1 if self.options.enforce else 0)
+
     def _with_cluster(self, paths: dict[str, Path]) -> str:
         with self._step("cluster"):
             self.say(f"starting a control plane on 127.0.0.1 with {self.options.nodes} fake nodes (kwok) ...")
@@ -158,20 +180,36 @@ class Demo:
                               kube_scheduler=paths["kube-scheduler"], kwok=paths["kwok"], log_dir=self.logs,
                               outlive_parent=self.options.keep, parent_dir=self.run_dir)
             cp.__enter__()
+        node: DataplaneNode | None = None
         try:
-            final = self._on_cluster(cp, paths)
+            if self.options.enforce:
+                node = self._dataplane_node(cp, paths)
+            final = self._on_cluster(cp, paths, node)
             if self.options.keep:
-                self._detach(cp)
+                self._detach(cp, node)
             return final
         finally:
+            if node is not None:
+                node.__exit__(None, None, None)
             cp.__exit__(None, None, None)
 
-    def _on_cluster(self, cp: ControlPlane, paths: dict[str, Path]) -> str:
+    def _dataplane_node(self, cp: ControlPlane, paths: dict[str, Path]) -> DataplaneNode:
+        with self._step("dataplane node"):
+            binaries = {release: paths[f"calico-node-{release}"] for release in self._releases()}
+            node = DataplaneNode(cp, binaries, parent_dir=self.run_dir, outlive_parent=self.options.keep)
+            node.__enter__()
+            self.say(f"node {node.name}: a real dataplane (network namespaces; calico-node runs Calico "
+                     f"{', '.join(binaries)} built from source, Felix polices its pods); kwok plays the other nodes")
+        return node
+
+    def _on_cluster(self, cp: ControlPlane, paths: dict[str, Path], node: DataplaneNode | None) -> str:
         from kubernetes import config as k8s_config
 
         k8s = k8s_config.new_client_from_config_dict(yaml.safe_load(cp.kubeconfig))  # type: ignore[no-untyped-call]
         with self._step("cluster"):
-            add_nodes(k8s, self.options.nodes)
+            fake = add_nodes(k8s, self.options.nodes)
+            if node is not None:
+                cordon(k8s, fake)  # the policy demo's pods go to the node whose dataplane is real
             if self.options.network_type == "flannel-overlay":
                 self._fake_flannel(k8s)
         cli = self._stack(cp, paths)
@@ -181,6 +219,7 @@ class Demo:
             self.say("pulumi up --yes: waiting until calico-node is ready on every node ...")
             self._pulumi(cli, "up", "--yes", "--skip-preview")
             ready = self._show_nodes(k8s, self.options.calico_version)
+        enforced = self._policy_demo(cp, cli, k8s, node) if node is not None else None
         version = self.options.calico_version
         upgrade = None
         if self.options.upgrade_to:
@@ -188,8 +227,9 @@ class Demo:
             if self.options.apply_upgrade:
                 version = self.options.upgrade_to
                 ready = self._show_nodes(k8s, version)
-        final = f"demo ok: Calico {version} ready on {ready}/{self.options.nodes} nodes"
-        return f"{final}; {upgrade.final()}" if upgrade else final
+        parts = [f"demo ok: Calico {version} ready on {ready}/{self.total_nodes} nodes",
+                 *([upgrade.final()] if upgrade else []), *([enforced] if enforced else [])]
+        return "; ".join(parts)
 
     def _fake_flannel(self, k8s: Any) -> None:
         run_fake_flannel(k8s, self.options.nodes)
@@ -207,6 +247,41 @@ class Demo:
             self._pulumi(cli, "config", "set", "--secret", "kubeconfig", stdin=cp.kubeconfig)
             self.say(f"stack program: {program} (a copy of the repository's Pulumi.yaml and __main__.py)")
         return cli
+
+    def _policy_demo(self, cp: ControlPlane, stack: PulumiCli, k8s: Any, node: DataplaneNode) -> str:
+        """examples/network-policy-demo beside the stack program: connections before, and after its policies' `up`."""
+        with self._step("policy demo"):
+            cli = PulumiCli(stack.binary, copy_example("network-policy-demo", self.run_dir / "policy-demo"), stack.env)
+            self._pulumi(cli, "stack", "init", "demo")
+            for key, value in {"installCalico": "false", "policies": "false"}.items():
+                self._pulumi(cli, "config", "set", key, value)
+            self._pulumi(cli, "config", "set", "--secret", "kubeconfig", stdin=cp.kubeconfig)
+            self.say("examples/network-policy-demo (installCalico=false): pulumi up --yes: backend deployment ...")
+            self._pulumi(cli, "up", "--yes", "--skip-preview")
+            scenario, other = Scenario.start(node, k8s)
+            try:
+                return self._policies_take_effect(cli, scenario)
+            finally:
+                other.terminate()
+
+    def _policies_take_effect(self, cli: PulumiCli, scenario: Scenario) -> str:
+        before = scenario.matrix()
+        if before != OPEN:
+            raise RuntimeError(f"before any policy every connection should succeed; saw {before}")
+        self.say(f"before the policies: client and frontend reach backend:{BACKEND_PORT} and backend:{OTHER_PORT}")
+        self._pulumi(cli, "config", "set", "policies", "true")
+        self.say("pulumi up --yes: default-deny-ingress and allow-frontend-to-backend ...")
+        self._pulumi(cli, "up", "--yes", "--skip-preview")
+        denied = scenario.until("client", BACKEND_PORT, "timeout", 30)
+        other = scenario.until("frontend", OTHER_PORT, "timeout", 30)
+        seen = scenario.matrix()
+        words = {"ok": "allowed", "timeout": "denied"}
+        self.say(f"policy: client -> backend:{BACKEND_PORT} denied after {denied:.1f}s; frontend -> backend:"
+                 f"{BACKEND_PORT} {words.get(seen['frontend:8080'], seen['frontend:8080'])}; frontend -> backend:"
+                 f"{OTHER_PORT} denied after {other:.1f}s (seconds after `up` returned)")
+        if seen != ENFORCED:
+            raise RuntimeError(f"the policies are not enforced as written: expected {ENFORCED}, saw {seen}")
+        return f"policy enforced on {scenario.node.name}"
 
     def _config(self) -> dict[str, str]:
         o = self.options
@@ -263,8 +338,8 @@ class Demo:
                 self._pulumi(cli, "up", "--yes", "--skip-preview")
         return upgrade
 
-    def _detach(self, cp: ControlPlane) -> None:
-        cp.detach()
+    def _detach(self, cp: ControlPlane, node: DataplaneNode | None) -> None:
+        cp.detach(dependents=(node.detach(),) if node is not None else ())
         self.say(f"cluster kept: KUBECONFIG={cp.kubeconfig_path}")
         self.say(f"stop it with: python -m calico_component demo --stop {self.run_dir}")
 

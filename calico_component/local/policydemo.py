@@ -93,13 +93,15 @@ class Scenario:
         return self.node.connect(self.namespace, source, self.backend_ip, port, timeout)
 
     def until(self, source: str, port: int, expected: str, timeout: float) -> float:
-        """Seconds until an attempt from ``source`` to the backend's ``port`` gives ``expected`` (fails after timeout)."""
+        """Seconds from now to the start of the first attempt from ``source`` to the backend's ``port`` that gives
+        ``expected`` (fails after ``timeout``)."""
         started = time.monotonic()
         seen = ""
         while time.monotonic() - started < timeout:
+            attempt = time.monotonic()
             seen = self.connect(source, port)
             if seen == expected:
-                return time.monotonic() - started
+                return attempt - started
             time.sleep(0.05)
         raise AssertionError(f"{source} -> backend:{port} still {seen!r} after {timeout:g}s (expected {expected!r}); "
                              f"node logs in {self.node.workdir}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,12 +79,12 @@ def start(tmp_path: Path, tool_paths: dict[str, Path]) -> Iterator[Starter]:
     """Start the demo as a subprocess with a HOME of its own (the tool cache stays the suite's); kill it at the end."""
     runs: list[DemoRun] = []
 
-    def run(*args: str) -> DemoRun:
+    def run(*args: str, path: str | None = None) -> DemoRun:
         home = tmp_path / f"home-{len(runs)}"
         home.mkdir()
         marker = uuid.uuid4().hex
         env = {**os.environ, "HOME": str(home), "CALICO_OKE_E2E_CACHE": str(cache_root()),
-               "CALICO_OKE_DEMO_TEST": marker}
+               "CALICO_OKE_DEMO_TEST": marker, **({"PATH": path} if path else {})}
         env.pop("KUBECONFIG", None)
         proc = subprocess.Popen([sys.executable, "-m", "calico_component", "demo", *args], cwd=tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -95,6 +96,40 @@ def start(tmp_path: Path, tool_paths: dict[str, Path]) -> Iterator[Starter]:
         if r.proc.poll() is None:
             r.proc.kill()
             r.proc.wait()
+
+
+POLICY_LINE = re.compile(r"policy: client -> backend:8080 denied after \d+\.\ds; frontend -> backend:8080 allowed; "
+                         r"frontend -> backend:9090 denied after \d+\.\ds \(seconds after `up` returned\)")
+
+
+def test_demo_enforce_shows_the_policies_taking_effect(start: Starter) -> None:
+    """--enforce: a node with a real dataplane joins, the example's policies are applied by Pulumi, and one `policy:`
+    line says the unlabelled client is denied and frontend allowed on 8080 only; the last line says so too and
+    nothing is left running."""
+    run = start("--enforce", "--nodes", "2", "--calico-version", "3.28.0", "--mirror", mirror())
+    code, out, err = run.finish()
+    assert code == 0, f"exit {code}\n{out}\n{err}"
+    lines = out.strip().splitlines()
+    assert [line for line in lines if POLICY_LINE.fullmatch(line)], out
+    assert lines[-1] == "demo ok: Calico 3.28.0 ready on 3/3 nodes; policy enforced on dataplane-0", lines[-1]
+    assert not survivors(run.marker)
+
+
+def test_demo_enforce_without_a_debian_package_is_one_error_line(start: Starter, tmp_path: Path) -> None:
+    """--enforce on a machine without ipset: exit 1, one `error:` line naming the package to install, nothing started."""
+    bin_dir = tmp_path / "bin-without-ipset"
+    bin_dir.mkdir()
+    for command in ("unshare", "nsenter", "mount", "ip", "iptables-nft", "iptables-nft-restore", "iptables-legacy-save",
+                    "nft", "sh", "go"):
+        found = shutil.which(command)
+        if found:
+            (bin_dir / command).symlink_to(found)
+    run = start("--enforce", "--calico-version", "3.28.0", "--mirror", mirror(), path=str(bin_dir))
+    code, out, err = run.finish(timeout=120)
+    assert code == 1, f"exit {code}\n{out}\n{err}"
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: tools failed:"), err
+    assert "ipset (apt-get install -y ipset)" in err
+    assert not survivors(run.marker)
 
 
 def test_demo_installs_and_previews_the_upgrade(start: Starter) -> None:

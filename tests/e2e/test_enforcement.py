@@ -12,85 +12,27 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from calico_component.local import tools
 from calico_component.local.agent import NODE_RULE_COMMENT
-from calico_component.local.controlplane import ControlPlane
-from calico_component.local.dataplane import DataplaneNode
-from calico_component.local.nodes import add_nodes, calico_node_pods, cordon, pod_ready, wait_for
-from calico_component.local.policydemo import BACKEND_PORT, ENFORCED, OPEN, Scenario
-from calico_component.local.program import copy_example, copy_stack_program
-from calico_component.local.workspace import PulumiCli, engine_env
+from calico_component.local.nodes import calico_node_pods, pod_ready
+from calico_component.local.policydemo import BACKEND_PORT, ENFORCED, OPEN
 from tests.e2e.cluster import calico_node, env_of
-from tests.e2e.conftest import api_client, mirror
+from tests.e2e.enforcement import Enforcement, enforcement_cluster
 
 VERSION = "3.28.0"
-
-
-@dataclass
-class Enforcement:
-    """The shared cluster: the dataplane node, both programs, the scenario's pods."""
-
-    cp: ControlPlane
-    node: DataplaneNode
-    k8s: Any
-    stack: PulumiCli
-    demo: PulumiCli
-    scenario: Scenario
-    kubectl: Path
-    up_returned: float
-
-    def policies(self, on: bool) -> float:
-        """`pulumi up` of the demo with its policies on or off; returns when `up` returned (unix time)."""
-        self.demo("config", "set", "policies", "true" if on else "false")
-        self.demo("up", "--yes", "--skip-preview")
-        return time.time()
-
-    def calico_restarted(self, previous_uid: str, timeout: float = 120) -> dict[str, Any]:
-        """Wait until the node's Calico runs a pod other than ``previous_uid`` and Felix is ready; return its state."""
-        wait_for(lambda: self.node.calico_state().get("uid") not in (None, previous_uid)
-                 and bool(self.node.calico_state().get("ready")), timeout,
-                 f"the node's Calico restarted with a new calico-node pod (logs in {self.node.workdir})")
-        return self.node.calico_state()
-
-
-def _program(cli: PulumiCli, stack: str, config: dict[str, str], kubeconfig: str) -> None:
-    cli("stack", "init", stack)
-    for key, value in config.items():
-        cli("config", "set", key, value)
-    cli("config", "set", "--secret", "kubeconfig", stdin=kubeconfig)
 
 
 @pytest.fixture(scope="module")
 def enforcement(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
     """The cluster, Calico installed by the stack program (awaited), the demo app deployed without policies."""
-    root = tmp_path_factory.mktemp("enforcement")
-    calico_node_binaries = {v: tool_paths[f"calico-node-{v}"] for v in tools.CALICO_RELEASES}
-    with ControlPlane(tool_paths["etcd"], tool_paths["kube-apiserver"], tool_paths["kube-controller-manager"],
-                      kube_scheduler=tool_paths["kube-scheduler"], kwok=tool_paths["kwok"]) as cp, \
-            DataplaneNode(cp, calico_node_binaries) as node:
-        k8s = api_client(cp)
-        cordon(k8s, add_nodes(k8s, 2))
-        env = engine_env(root / "pulumi", tool_paths)
-        stack = PulumiCli(tool_paths["pulumi"], copy_stack_program(root / "stack"), env)
-        _program(stack, "enforce", {"calicoVersion": VERSION, "networkType": "vcn-native", "nodeOs": "oracle-linux-8",
-                                    "manifestMirror": mirror()}, cp.kubeconfig)
-        stack("up", "--yes", "--skip-preview")
-        up_returned = time.time()
-        demo = PulumiCli(tool_paths["pulumi"], copy_example("network-policy-demo", root / "demo"), env)
-        _program(demo, "enforce", {"installCalico": "false", "policies": "false"}, cp.kubeconfig)
-        demo("up", "--yes", "--skip-preview")
-        scenario, other = Scenario.start(node, k8s)
-        try:
-            yield Enforcement(cp, node, k8s, stack, demo, scenario, tool_paths["kubectl"], up_returned)
-        finally:
-            other.terminate()
+    config = {"calicoVersion": VERSION, "networkType": "vcn-native", "nodeOs": "oracle-linux-8"}
+    with enforcement_cluster(tool_paths, tmp_path_factory.mktemp("enforcement"), config) as cluster:
+        yield cluster
 
 
 def test_awaited_up_returned_only_after_felix_was_ready(enforcement: Enforcement) -> None:

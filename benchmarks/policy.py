@@ -1,0 +1,187 @@
+"""Policy programming latency on a node whose dataplane is real: how long until a NetworkPolicy change is enforced.
+
+One control plane and one dataplane node (``calico_component.local.dataplane``): Calico 3.28.0
+vcn-native (Oracle Linux 8, NFT) installed by the stack program through the `pulumi` CLI (awaited),
+``examples/network-policy-demo``'s backend, and a client pod probing backend:8080 without pause
+(a TCP connect every ``--interval`` seconds, each line of its log the attempt's start and outcome).
+For each size (pods on the node, extra NetworkPolicies in the namespace):
+
+- from creation: a default-deny NetworkPolicy created through the API; the latency is the start of
+  the first probe that began after the create call returned and timed out; then its deletion, and
+  the first probe after it that connects;
+- from `pulumi up`: the demo program's ``policies`` switched on and off with `pulumi up`; the latency
+  is from `up` returning to the first probe begun after it that sees the change (0 when it was in force
+  already, less than a probe interval).
+
+The resolution is the probe interval. Filler pods (no ports) and policies selecting them grow the
+rule set Felix keeps. Run: python benchmarks/policy.py [--pods 10,100,500] [--policies 0,50,200]
+[--repeat 5] [--interval 0.02].
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kubernetes import client
+
+from calico_component.local import tools
+from calico_component.local.nodes import wait_for
+from calico_component.local.policydemo import BACKEND_PORT, NAMESPACE
+from tests.e2e.enforcement import Enforcement, enforcement_cluster
+
+DENY: dict[str, Any] = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                        "metadata": {"name": "bench-default-deny", "namespace": NAMESPACE},
+                        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+
+
+@dataclass
+class Probe:
+    """A client -> backend:8080 probe running in the client pod; its log is read back by time."""
+
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def first_after(self, since: float, outcome: str, timeout: float = 30) -> float:
+        """Seconds from ``since`` to the start of the first attempt begun after it with ``outcome``."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for line in self.log.read_text().splitlines():
+                stamp, result = line.split()
+                if float(stamp) >= since and result == outcome:
+                    return float(stamp) - since
+            time.sleep(0.05)
+        raise RuntimeError(f"no {outcome} probe within {timeout}s after {since}")
+
+
+@dataclass
+class Point:
+    pods: int
+    policies: int
+    created: list[float] = field(default_factory=list)
+    deleted: list[float] = field(default_factory=list)
+    up_on: list[float] = field(default_factory=list)
+    up_off: list[float] = field(default_factory=list)
+
+
+def start_probe(e: Enforcement, root: Path, interval: float) -> Probe:
+    log = root / "probe.log"
+    log.touch()
+    cmd = e.node.probe_command(NAMESPACE, "client", "watch", e.scenario.backend_ip, str(BACKEND_PORT), "--out", str(log),
+                               "--interval", str(interval), "--timeout", "0.25", "--limit", "3600")
+    return Probe(log, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+def scale_fillers(k8s: Any, count: int) -> None:
+    """A Deployment of ``count`` pods without ports on the node (more endpoints for Felix), all running."""
+    apps = client.AppsV1Api(k8s)
+    labels = {"app": "filler"}
+    spec = client.V1DeploymentSpec(replicas=count, selector=client.V1LabelSelector(match_labels=labels),
+                                   template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels=labels),
+                                   spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="filler:1")])))
+    try:
+        apps.replace_namespaced_deployment("filler", NAMESPACE, client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="filler"), spec=spec))
+    except client.exceptions.ApiException:
+        apps.create_namespaced_deployment(NAMESPACE, client.V1Deployment(metadata=client.V1ObjectMeta(name="filler"),
+                                                                          spec=spec))
+
+    def ready() -> bool:
+        d: Any = apps.read_namespaced_deployment("filler", NAMESPACE)
+        return (d.status.ready_replicas or 0) == count and (d.status.replicas or 0) == count
+    wait_for(ready, 60 + count * 0.5, f"{count} filler pods running")
+
+
+def set_extra_policies(k8s: Any, count: int, existing: int) -> None:
+    """``count`` NetworkPolicies selecting the fillers, each opening one port to one label."""
+    api: Any = client.NetworkingV1Api(k8s)
+    for i in range(existing, count):
+        api.create_namespaced_network_policy(NAMESPACE, {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": f"extra-{i}"},
+            "spec": {"podSelector": {"matchLabels": {"app": "filler"}}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": f"peer-{i}"}}}],
+                                  "ports": [{"protocol": "TCP", "port": 10000 + i}]}]}})
+    for i in range(count, existing):
+        api.delete_namespaced_network_policy(f"extra-{i}", NAMESPACE)
+
+
+def measure(e: Enforcement, probe: Probe, point: Point, repeat: int) -> None:
+    api: Any = client.NetworkingV1Api(e.k8s)
+    for _ in range(repeat):
+        api.create_namespaced_network_policy(NAMESPACE, DENY)
+        created = time.time()
+        point.created.append(probe.first_after(created, "timeout"))
+        time.sleep(0.5)
+        api.delete_namespaced_network_policy(DENY["metadata"]["name"], NAMESPACE)
+        deleted = time.time()
+        point.deleted.append(probe.first_after(deleted, "ok"))
+        time.sleep(0.5)
+    for _ in range(max(1, repeat // 2)):
+        point.up_on.append(probe.first_after(e.policies(True), "timeout"))
+        point.up_off.append(probe.first_after(e.policies(False), "ok"))
+
+
+def sizes(args: argparse.Namespace) -> Iterator[tuple[int, int]]:
+    pods = [int(x) for x in args.pods.split(",")]
+    policies = [int(x) for x in args.policies.split(",")]
+    yield from ((n, 0) for n in pods)
+    yield from ((pods[len(pods) // 2], p) for p in policies if p)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", default="10,100,500")
+    parser.add_argument("--policies", default="0,50,200")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--interval", type=float, default=0.02)
+    args = parser.parse_args()
+    paths = tools.ensure((*tools.DEMO_TOOLS, "kubectl", *tools.CALICO_TOOLS))
+    config = {"calicoVersion": "3.28.0", "networkType": "vcn-native", "nodeOs": "oracle-linux-8"}
+    points: list[Point] = []
+    with tempfile.TemporaryDirectory(prefix="calico-oke-bench-policy-") as tmp, \
+            enforcement_cluster(paths, Path(tmp), config, kwok_nodes=0) as e:
+        probe = start_probe(e, Path(tmp), args.interval)
+        try:
+            extra = 0
+            for pods, policies in sizes(args):
+                scale_fillers(e.k8s, pods)
+                set_extra_policies(e.k8s, policies, extra)
+                extra = policies
+                point = Point(pods, policies + 2)
+                measure(e, probe, point, args.repeat)
+                points.append(point)
+                print(f"measured {pods} pods, {policies} extra policies", file=sys.stderr, flush=True)
+        finally:
+            probe.proc.terminate()
+    report(points, args)
+    return 0
+
+
+def _stats(values: list[float]) -> str:
+    return f"{statistics.median(values):7.2f} {max(values):6.2f}"
+
+
+def report(points: list[Point], args: argparse.Namespace) -> None:
+    print(f"Calico 3.28.0 vcn-native, Felix on a dataplane node; probe every {args.interval}s; seconds, median and max "
+          f"({args.repeat} API cycles, {max(1, args.repeat // 2)} `pulumi up` cycles per row)")
+    print(f"{'pods':>5} {'policies':>8}  {'deny from create':>16}  {'allow from delete':>17}  "
+          f"{'deny from up':>14}  {'allow from up':>14}")
+    for p in points:
+        print(f"{p.pods + 3:>5} {p.policies:>8}  {_stats(p.created):>16}  {_stats(p.deleted):>17}  "
+              f"{_stats(p.up_on):>14}  {_stats(p.up_off):>14}")
+    print("pods: on the node (fillers + backend + 2 clients); policies: in the namespace besides the measured one")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
