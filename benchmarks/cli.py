@@ -1,13 +1,18 @@
-"""Benchmark through the pulumi CLI: the stack program vs a ConfigGroup program vs Oracle's kubectl method.
+"""Benchmark through the pulumi CLI: the stack program against the floor a user would otherwise take (kubectl).
 
-One control plane with 3 fake nodes (kwok), everything awaited: the repository's stack program
-(Pulumi.yaml + __main__.py, the Python language host) and a Python program deploying the same
-rendered objects as one ``yaml.v2.ConfigGroup`` with the same provider settings, both run with
-``pulumi preview``, ``pulumi up`` and a no-op ``pulumi up``; and the floor a user would otherwise
-take, Oracle's page: ``kubectl apply --server-side`` of the same rendered manifest, then
-``kubectl rollout status`` of calico-node and every Deployment. State size is the stack's
-checkpoint file in the file backend, broken down by field to show where the two programs differ.
-Run: python benchmarks/cli.py [--repeat N] [--nodes N].
+For each size (fake kwok nodes, default 3 and 100), everything awaited: the repository's stack program
+(Pulumi.yaml + __main__.py, the Python language host) with ``pulumi up`` (first install of 3.28.0), a
+no-op ``pulumi up`` (the engine's own fixed cost) and the upgrade to 3.29.2; and Oracle's page with
+kubectl: ``kubectl apply --server-side`` of the same rendered manifest, then ``kubectl rollout status``
+of calico-node and every Deployment, for the same three steps. The figure the component is judged by
+is the marginal cost over kubectl: (up - no-op up) / kubectl, for the first install and the upgrade:
+
+    marginal/kubectl nodes=<N> first-up=<ratio> upgrade=<ratio>
+
+Where a ratio is above 1.5 the slowest resources of that `up` are listed from the engine's event log
+(the time from each step's start to its outputs). ``--configgroup`` also measures a Python program
+deploying the same objects as one ``yaml.v2.ConfigGroup`` (preview, up, no-op up and state size by
+field). Run: python benchmarks/cli.py [--repeat N] [--nodes 3,100] [--configgroup].
 """
 
 from __future__ import annotations
@@ -24,20 +29,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calico_component.local import tools
 from calico_component.local.controlplane import ControlPlane
-from calico_component.local.nodes import add_nodes
+from calico_component.local.nodes import add_nodes, delete_nodes
 from calico_component.local.program import copy_stack_program, current_virtualenv
 from calico_component.local.workspace import PulumiCli, backend_dir, engine_env
 from tests.conftest import mirror_path
 from tests.e2e.cluster import delete_crds
 from tests.e2e.conftest import api_client
 
-VERSION, NETWORK, NODE_OS = "3.28.0", "vcn-native", "oracle-linux-8"
+VERSION, TARGET, NETWORK, NODE_OS = "3.28.0", "3.29.2", "vcn-native", "oracle-linux-8"
+GOAL = 1.5
 CONFIGGROUP_PROGRAM = '''\
 """The same rendered objects as one yaml.v2.ConfigGroup, through a provider with the component's settings."""
 import pulumi
@@ -55,6 +59,12 @@ k8s.yaml.v2.ConfigGroup("calico", objs=list(rendered.objects), opts=pulumi.Resou
 Timings = dict[str, float]
 
 
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
 def configgroup_program(dest: Path) -> Path:
     dest.mkdir(parents=True)
     (dest / "Pulumi.yaml").write_text("name: calico-configgroup\nruntime:\n  name: python\n  options:\n"
@@ -62,12 +72,6 @@ def configgroup_program(dest: Path) -> Path:
     (dest / "__main__.py").write_text(CONFIGGROUP_PROGRAM)
     (dest / ".venv").symlink_to(current_virtualenv(), target_is_directory=True)
     return dest
-
-
-def timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def state_file(cli: PulumiCli, project: str, stack: str) -> Path:
@@ -87,18 +91,70 @@ def breakdown(state: dict[str, Any]) -> collections.Counter[str]:
     return sizes
 
 
-def measure_program(cli: PulumiCli, project: str, stack: str, cp: ControlPlane) -> tuple[Timings, collections.Counter[str]]:
+def slowest_steps(event_log: Path, count: int = 5) -> list[tuple[float, str, str]]:
+    """(seconds, op, resource) of the ``count`` slowest steps in a `pulumi up --event-log` file."""
+    started: dict[str, tuple[float, str]] = {}
+    steps: list[tuple[float, str, str]] = []
+    for line in event_log.read_text().splitlines():
+        event = json.loads(line)
+        stamp = float(event.get("timestamp", 0))
+        if "resourcePreEvent" in event:
+            meta = event["resourcePreEvent"]["metadata"]
+            started[meta["urn"]] = (stamp, meta["op"])
+        elif "resOutputsEvent" in event:
+            urn = event["resOutputsEvent"]["metadata"]["urn"]
+            if urn in started:
+                begun, op = started.pop(urn)
+                steps.append((stamp - begun, op, urn.rsplit("::", 1)[-1]))
+    return sorted(steps, reverse=True)[:count]
+
+
+def up(cli: PulumiCli, log: Path) -> float:
+    return timed(lambda: cli("up", "--yes", "--skip-preview", "--event-log", str(log)))
+
+
+def measure_component(cli: PulumiCli, stack: str, cp: ControlPlane, logs: Path) -> Timings:
+    """First up, no-op up and the upgrade of the stack program, awaited; the stack is destroyed afterwards."""
     cli("stack", "init", stack)
     for key, value in {"calicoVersion": VERSION, "networkType": NETWORK, "nodeOs": NODE_OS,
                        "manifestMirror": str(mirror_path())}.items():
         cli("config", "set", key, value)
     cli("config", "set", "--secret", "kubeconfig", stdin=cp.kubeconfig)
-    result = {
-        "preview": timed(lambda: cli("preview")),
-        "up": timed(lambda: cli("up", "--yes", "--skip-preview")),
-        "noop_up": timed(lambda: cli("up", "--yes", "--skip-preview")),
-    }
-    path = state_file(cli, project, stack)
+    result = {"first": up(cli, logs / f"{stack}-first.json"), "noop": up(cli, logs / f"{stack}-noop.json")}
+    cli("config", "set", "calicoVersion", TARGET)
+    result["upgrade"] = up(cli, logs / f"{stack}-upgrade.json")
+    cli("destroy", "--yes", "--skip-preview")
+    cli("stack", "rm", "--yes", stack)
+    delete_crds(api_client(cp))
+    return result
+
+
+def measure_kubectl(kubectl: Path, cp: ControlPlane, manifests: dict[str, Path]) -> Timings:
+    def run(*args: str) -> None:
+        subprocess.run([str(kubectl), "--kubeconfig", str(cp.kubeconfig_path), *args], check=True,
+                       capture_output=True, timeout=900)
+
+    def install(version: str) -> None:
+        run("apply", "--server-side", "--force-conflicts", "-f", str(manifests[version]))
+        run("rollout", "status", "-n", "kube-system", "daemonset/calico-node", "--timeout=600s")
+        run("rollout", "status", "-n", "kube-system", "deployment", "--timeout=600s")
+
+    result = {"first": timed(lambda: install(VERSION)), "noop": timed(lambda: install(VERSION)),
+              "upgrade": timed(lambda: install(TARGET))}
+    run("delete", "--wait=true", "--ignore-not-found", "-f", str(manifests[VERSION]), "-f", str(manifests[TARGET]))
+    delete_crds(api_client(cp))
+    return result
+
+
+def measure_configgroup(cli: PulumiCli, stack: str, cp: ControlPlane) -> tuple[Timings, collections.Counter[str]]:
+    cli("stack", "init", stack)
+    for key, value in {"calicoVersion": VERSION, "networkType": NETWORK, "nodeOs": NODE_OS,
+                       "manifestMirror": str(mirror_path())}.items():
+        cli("config", "set", key, value)
+    cli("config", "set", "--secret", "kubeconfig", stdin=cp.kubeconfig)
+    result = {"preview": timed(lambda: cli("preview")), "first": timed(lambda: cli("up", "--yes", "--skip-preview")),
+              "noop": timed(lambda: cli("up", "--yes", "--skip-preview"))}
+    path = state_file(cli, "calico-configgroup", stack)
     result["state_bytes"] = path.stat().st_size
     sizes = breakdown(json.loads(path.read_text()))
     cli("destroy", "--yes", "--skip-preview")
@@ -107,76 +163,72 @@ def measure_program(cli: PulumiCli, project: str, stack: str, cp: ControlPlane) 
     return result, sizes
 
 
-def measure_kubectl(kubectl: Path, cp: ControlPlane, manifest: Path) -> Timings:
-    def run(*args: str) -> None:
-        subprocess.run([str(kubectl), "--kubeconfig", str(cp.kubeconfig_path), *args], check=True,
-                       capture_output=True, timeout=900)
+def render_manifest(version: str, dest: Path) -> Path:
+    dest.write_text(subprocess.run(
+        [sys.executable, "-m", "calico_component", "render", "--calico-version", version, "--network-type", NETWORK,
+         "--node-os", NODE_OS, "--mirror", str(mirror_path())], check=True, capture_output=True, text=True).stdout)
+    return dest
 
-    def install() -> None:
-        run("apply", "--server-side", "-f", str(manifest))
-        run("rollout", "status", "-n", "kube-system", "daemonset/calico-node", "--timeout=600s")
-        run("rollout", "status", "-n", "kube-system", "deployment", "--timeout=600s")
 
-    result = {"up": timed(install), "noop_up": timed(install)}
-    run("delete", "--wait=true", "-f", str(manifest))
-    delete_crds(api_client(cp))
-    return result
+def median(runs: list[Timings]) -> Timings:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--nodes", default="3,100", help="comma-separated node counts (default 3,100)")
+    parser.add_argument("--configgroup", action="store_true", help="also measure a yaml.v2.ConfigGroup program")
     args = parser.parse_args()
     paths = tools.ensure((*tools.DEMO_TOOLS, "kubectl"))
-    samples: dict[str, list[Timings]] = collections.defaultdict(list)
-    sizes: dict[str, collections.Counter[str]] = {}
     with tempfile.TemporaryDirectory(prefix="calico-oke-bench-cli-") as tmp, ControlPlane(
         paths["etcd"], paths["kube-apiserver"], paths["kube-controller-manager"],
         kube_scheduler=paths["kube-scheduler"], kwok=paths["kwok"],
     ) as cp:
         root = Path(tmp)
-        add_nodes(api_client(cp), args.nodes)
+        logs = root / "event-logs"
+        logs.mkdir()
         env = engine_env(root, paths)
-        programs = {
-            "component": ("calico-oke", PulumiCli(paths["pulumi"], copy_stack_program(root / "stack-program"), env)),
-            "configgroup": ("calico-configgroup", PulumiCli(paths["pulumi"], configgroup_program(root / "cg"), env)),
-        }
-        manifest = root / "calico.yaml"
-        manifest.write_text(subprocess.run(
-            [sys.executable, "-m", "calico_component", "render", "--calico-version", VERSION, "--network-type",
-             NETWORK, "--node-os", NODE_OS, "--mirror", str(mirror_path())],
-            check=True, capture_output=True, text=True).stdout)
-        for i in range(args.repeat):
-            for name, (project, cli) in programs.items():
-                timings, sizes[name] = measure_program(cli, project, f"bench{i}", cp)
-                samples[name].append(timings)
-            samples["kubectl"].append(measure_kubectl(paths["kubectl"], cp, manifest))
-    report(samples, sizes, args)
+        component = PulumiCli(paths["pulumi"], copy_stack_program(root / "stack-program"), env)
+        manifests = {v: render_manifest(v, root / f"calico-{v}.yaml") for v in (VERSION, TARGET)}
+        for nodes in (int(n) for n in args.nodes.split(",")):
+            k8s = api_client(cp)
+            add_nodes(k8s, nodes)
+            runs: dict[str, list[Timings]] = collections.defaultdict(list)
+            for i in range(args.repeat):
+                runs["component"].append(measure_component(component, f"n{nodes}-{i}", cp, logs))
+                runs["kubectl"].append(measure_kubectl(paths["kubectl"], cp, manifests))
+            report(nodes, {name: median(r) for name, r in runs.items()}, logs / f"n{nodes}-0-first.json",
+                   logs / f"n{nodes}-0-upgrade.json", args.repeat)
+            if args.configgroup:
+                cg = PulumiCli(paths["pulumi"], configgroup_program(root / f"cg-{nodes}"), env)
+                report_configgroup(*measure_configgroup(cg, f"cg{nodes}", cp))
+            delete_nodes(k8s)
     return 0
 
 
-def report(samples: dict[str, list[Timings]], sizes: dict[str, collections.Counter[str]],
-           args: argparse.Namespace) -> None:
-    med = {name: {k: statistics.median(s[k] for s in runs) for k in runs[0]} for name, runs in samples.items()}
-    objects = len([d for d in yaml.safe_load_all((mirror_path() / f"v{VERSION}" / "calico-policy-only.yaml")
-                                                 .read_text()) if d])
-    print(f"Calico {VERSION} {NETWORK}, {objects} objects, {args.nodes} fake nodes, awaited, through the pulumi CLI; "
-          f"median of {args.repeat} (seconds)")
-    print(f"{'':14}{'preview':>9}{'first up':>10}{'no-op up':>10}{'state bytes':>13}")
-    for name, r in med.items():
-        preview = f"{r['preview']:9.1f}" if "preview" in r else f"{'-':>9}"
-        state = f"{int(r['state_bytes']):13d}" if "state_bytes" in r else f"{'-':>13}"
-        print(f"{name:14}{preview}{r['up']:10.1f}{r['noop_up']:10.1f}{state}")
-    c, g, k = med["component"], med["configgroup"], med["kubectl"]
-    print(f"{'component/cg':14}{c['preview'] / g['preview']:9.2f}{c['up'] / g['up']:10.2f}"
-          f"{c['noop_up'] / g['noop_up']:10.2f}{c['state_bytes'] / g['state_bytes']:13.2f}")
-    print(f"{'component/kctl':14}{'':9}{c['up'] / k['up']:10.2f}{c['noop_up'] / k['noop_up']:10.2f}")
-    sc, sg = sizes["component"], sizes["configgroup"]
-    print("\nstate bytes by field (Kubernetes objects) or by resource type, largest difference first")
-    print(f"{'':44}{'component':>11}{'configgroup':>13}{'difference':>12}")
-    for key in sorted(sc.keys() | sg.keys(), key=lambda k: -abs(sc[k] - sg[k]))[:10]:
-        print(f"{key:44}{sc[key]:>11}{sg[key]:>13}{sc[key] - sg[key]:>+12}")
+def report(nodes: int, med: dict[str, Timings], first_log: Path, upgrade_log: Path, repeat: int) -> None:
+    c, k = med["component"], med["kubectl"]
+    print(f"\nCalico {VERSION} -> {TARGET} {NETWORK}, {nodes} fake nodes, awaited, through the pulumi CLI; median of "
+          f"{repeat} (seconds)")
+    print(f"{'':16}{'first up':>10}{'no-op up':>10}{'upgrade':>10}")
+    print(f"{'stack program':16}{c['first']:10.1f}{c['noop']:10.1f}{c['upgrade']:10.1f}")
+    print(f"{'kubectl':16}{k['first']:10.1f}{k['noop']:10.1f}{k['upgrade']:10.1f}")
+    first = (c["first"] - c["noop"]) / k["first"]
+    upgrade = (c["upgrade"] - c["noop"]) / k["upgrade"]
+    print(f"marginal/kubectl nodes={nodes} first-up={first:.2f} upgrade={upgrade:.2f}")
+    for label, ratio, log in (("first up", first, first_log), ("upgrade", upgrade, upgrade_log)):
+        if ratio > GOAL:
+            print(f"  above {GOAL} for the {label}; its slowest steps (start to outputs, from the event log of run 0):")
+            for seconds, op, name in slowest_steps(log):
+                print(f"    {seconds:6.1f}s  {op:8} {name}")
+
+
+def report_configgroup(timings: Timings, sizes: collections.Counter[str]) -> None:
+    print(f"yaml.v2.ConfigGroup program: preview {timings['preview']:.1f}s, first up {timings['first']:.1f}s, "
+          f"no-op up {timings['noop']:.1f}s, state {int(timings['state_bytes'])} bytes")
+    for key, size in sizes.most_common(5):
+        print(f"  {key:44}{size:>11}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from . import ownership
 from .detect import (
     ClusterFacts,
     NodePoolFacts,
@@ -20,6 +21,7 @@ from .detect import (
 from .errors import ConfigurationError
 from .fetch import FetchOptions
 from .flannel import DEFAULT_FLANNEL_ADDON_NAME, DaemonSetAbsent, OkeAddonDisabled
+from .ownership import OWNER_ANNOTATION, ClusterUnreachableError, OwnershipError
 from .plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha, validate_typha_mode
 from .providers import KubernetesOptions, checked_kubeconfig, create_providers
 from .releases import (
@@ -189,12 +191,31 @@ class Calico(pulumi.ComponentResource):
         )
         check_supported(rendered.objects, rendered.calico_version)
 
+        if kubeconfig is not None:
+            kubeconfig = self._guarded(kubeconfig, rendered, args.adopt_existing)
         k8s_opts = create_providers(name, kubeconfig, args.cluster_id, adopt_existing=args.adopt_existing, parent=self)
         removal: list[pulumi.Resource] = []
         if cluster.network_type == "flannel-overlay" and args.remove_flannel:
             removal = self._remove_flannel(name, args, kubeconfig, cluster.pools)
         self._children = self._deploy(name, rendered, args, k8s_opts, removal)
         self._register(rendered, typha, pod_cidr)
+
+    def _guarded(self, kubeconfig: pulumi.Output[str], rendered: RenderResult, adopt: bool) -> pulumi.Output[str]:
+        """The kubeconfig, available to the providers only once the cluster was checked (``ownership``): when another
+        stack or a hand install owns Calico there, preview fails before any provider exists, so nothing changes."""
+        objects, me = list(rendered.objects), stack_identity()
+
+        def check(text: str) -> str:
+            try:
+                ownership.check_cluster(text, objects, me, adopt)
+            except ClusterUnreachableError as exc:
+                pulumi.log.warn(f"could not check who manages Calico on the cluster: {exc}", resource=self)
+            except OwnershipError as exc:
+                # Raised inside an apply: a RunError is shown as its message alone, any other exception with a traceback.
+                raise pulumi.RunError(str(exc)) from None
+            return text
+
+        return kubeconfig.apply(check)
 
     def _resolve_cluster(self, args: CalicoArgs) -> _Cluster:
         """Network type and node OS, from the inputs or the OKE cluster, with the guards of Oracle's page.
@@ -258,7 +279,7 @@ class Calico(pulumi.ComponentResource):
             assert args.cluster_id is not None
             addon = OkeAddonDisabled(
                 f"{name}-flannel-addon",
-                cluster_id=args.cluster_id,
+                cluster_id=_after(kubeconfig, args.cluster_id),
                 addon_name=args.flannel_addon_name,
                 region=args.oci_region,
                 profile=args.oci_profile,
@@ -290,7 +311,8 @@ class Calico(pulumi.ComponentResource):
         removal: list[pulumi.Resource],
     ) -> dict[str, pulumi.CustomResource]:
         children: dict[str, pulumi.CustomResource] = {}
-        annotations = {PATCH_FORCE_ANNOTATION: "true"} if args.force_conflicts else {}
+        annotations = {OWNER_ANNOTATION: stack_identity(),
+                       **({PATCH_FORCE_ANNOTATION: "true"} if args.force_conflicts else {})}
         crds: list[pulumi.Resource] = []
         # CRDs first; never deleted by Pulumi (deleting a CRD deletes every Calico resource of its kind).
         crd_opts = pulumi.ResourceOptions.merge(
@@ -338,6 +360,19 @@ class Calico(pulumi.ComponentResource):
             "typha_enabled": self.typha_enabled,
             "pod_cidr": self.pod_cidr,
         })
+
+
+def stack_identity() -> str:
+    """``<organization>/<project>/<stack>``: the mark (``calico-oke.io/stack``) on every object this stack deploys."""
+    return f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+
+
+def _after(kubeconfig: pulumi.Output[str] | None, value: pulumi.Input[str]) -> pulumi.Input[str]:
+    """``value``, held back until the ownership check behind ``kubeconfig`` passed (without making it secret)."""
+    if kubeconfig is None:
+        return value
+    checked = pulumi.Output.unsecret(kubeconfig.apply(lambda _: ""))
+    return pulumi.Output.all(checked, value).apply(lambda pair: str(pair[1]))
 
 
 def _flannel_needs_pools(args: CalicoArgs, network_type: str | None) -> bool:

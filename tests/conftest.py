@@ -76,6 +76,23 @@ def kubeconfig_text(token: str = "test-token-0123456789abcdef", server: str = "h
     )
 
 
+OwnershipCall = tuple[str, bool, int]  # (stack identity, adopt_existing, how many objects were to be checked)
+
+
+@pytest.fixture()
+def ownership_checks(monkeypatch: pytest.MonkeyPatch) -> list[OwnershipCall]:
+    """Unit tests have no cluster: the component's ownership check records what it was asked instead of reading one."""
+    from calico_component import ownership
+
+    calls: list[OwnershipCall] = []
+
+    def record(kubeconfig: str, objects: Any, me: str, adopt_existing: bool) -> None:
+        calls.append((me, adopt_existing, len(objects)))
+
+    monkeypatch.setattr(ownership, "check_cluster", record)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     return mirror_path()

@@ -12,7 +12,10 @@ import pytest
 
 from calico_component import Calico, CalicoArgs
 from calico_component.errors import ConfigurationError, GuardError
-from tests.conftest import kubeconfig_text, mirror_path, upstream_objects
+from tests.conftest import OwnershipCall, kubeconfig_text, mirror_path, upstream_objects
+
+#: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("ownership_checks")
 
 CLUSTER = "ocid1.cluster.oc1.iad.aaaa"
 
@@ -319,6 +322,45 @@ def test_only_services_skip_the_await_by_default(mocks: Recorder) -> Any:
         assert skipped["DaemonSet"] is None and skipped["Deployment"] is None
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+@pulumi.runtime.test
+def test_every_object_is_marked_and_checked_before_anything_exists(mocks: Recorder,
+                                                                   ownership_checks: list[OwnershipCall]) -> Any:
+    """With a kubeconfig the cluster is checked once, for every rendered object, as this stack; every object carries
+    the stack's mark."""
+    calico = Calico("calico", _args(kubeconfig=kubeconfig_text(), adopt_existing=True))
+
+    def check(_: Any) -> None:
+        me = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+        children = _k8s(mocks)
+        assert ownership_checks == [(me, True, len(children))]
+        marks = {((inputs.get("metadata") or {}).get("annotations") or {}).get("calico-oke.io/stack")
+                 for _t, _n, inputs in children}
+        assert marks == {me}
+
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+def test_a_refused_check_registers_no_provider_and_no_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When another stack owns Calico, no provider and no Kubernetes object (not even a CRD) is registered."""
+    from calico_component import ownership
+
+    def refuse(*_: Any) -> None:
+        raise ownership.OwnershipError("owned by organization/calico-oke/first")
+
+    monkeypatch.setattr(ownership, "check_cluster", refuse)
+    rec = Recorder()
+    pulumi.runtime.set_mocks(rec, preview=True)
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        calico = Calico("calico", _args(kubeconfig=kubeconfig_text()))
+        return pulumi.Output.all(*[c.urn for c in calico._children.values()])
+
+    with pytest.raises(pulumi.RunError, match="organization/calico-oke/first"):
+        program()
+    assert not [t for t, _n, _i in rec.registered if t.startswith(("kubernetes:", "pulumi:providers"))]
 
 
 @pytest.mark.parametrize("bad", [0, -5, "60", True])

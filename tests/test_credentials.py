@@ -14,6 +14,9 @@ from calico_component.errors import ConfigurationError
 from calico_component.flannel import FlannelRemovalError, _k8s_api
 from tests.conftest import REPO, kubeconfig_text
 
+#: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("ownership_checks")
+
 TOKEN = "s3cr3t-Bearer-Token-9f8e7d6c5b4a"
 
 

@@ -12,6 +12,9 @@ import pytest
 
 from tests.conftest import REPO, kubeconfig_text, mirror_path
 
+#: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("ownership_checks")
+
 CLUSTER = "ocid1.cluster.oc1.iad.aaaaexample"
 
 

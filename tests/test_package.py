@@ -17,6 +17,9 @@ from calico_component.package import CalicoProvider, schema
 from tests.conftest import kubeconfig_text, mirror_path
 from tests.test_component import Recorder
 
+#: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("ownership_checks")
+
 TOKEN = "calico-oke:index:Calico"
 # The contract of issue 14: the names other languages see.
 DOCUMENTED_INPUTS = {

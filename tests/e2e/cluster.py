@@ -120,7 +120,11 @@ def assert_calico_ready(k8s: Any, version: str, nodes: list[str]) -> None:
         assert [s.image for s in pod.status.container_statuses] == [f"docker.io/calico/node:v{version}"]
     deployments: Any = client.AppsV1Api(k8s).list_namespaced_deployment("kube-system")
     for d in deployments.items:
-        assert d.status.available_replicas == d.spec.replicas, d.metadata.name
+        # Every desired replica runs the new template and is available (a rolled-out old pod may still be terminating
+        # beside it for a moment after `up` returns, counted as available too).
+        status = d.status
+        assert status.updated_replicas == d.spec.replicas and (status.available_replicas or 0) >= d.spec.replicas, \
+            f"{d.metadata.name}: {status}"
         assert all(c.image.endswith(f":v{version}") for c in d.spec.template.spec.containers), d.metadata.name
 
 

@@ -97,12 +97,6 @@ def three_nodes(node_k8s: Any) -> Iterator[list[str]]:
     delete_crds(node_k8s)
 
 
-@pytest.fixture(scope="session")
-def client_side_create(tool_paths: dict[str, Path]) -> bool:
-    """Whether the provider under test has pulumi-kubernetes 4.29's create semantics (see tools.py)."""
-    return tools.creates_with_client_side_create(tool_paths["pulumi-resource-kubernetes"])
-
-
 Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
 
 

@@ -52,13 +52,20 @@ def managers(obj: Any) -> set[str]:
     return {f.manager for f in obj.metadata.managed_fields}
 
 
+def _crds(k8s: Any) -> dict[str, Any]:
+    from kubernetes import client
+
+    found: Any = client.ApiextensionsV1Api(k8s).list_custom_resource_definition()
+    return {c.metadata.name: c for c in found.items}
+
+
 def unchanged(before: dict[Key, str | None], after: dict[Key, str | None]) -> list[Key]:
     return [k for k, uid in before.items() if after.get(k) != uid]
 
 
 @pytest.mark.parametrize("style", list(KUBECTL_STYLES))
 def test_adopt_hand_installed_calico(style: str, control_plane: ControlPlane, k8s: Any, kubectl: Kubectl,
-                                     make_stack: StackFactory, client_side_create: bool) -> None:
+                                     make_stack: StackFactory) -> None:
     """adopt_existing takes over a kubectl-installed Calico: no UID changes, refresh is a no-op, upgrades in place."""
     delete_crds(k8s)  # the module's cluster is shared: start from no Calico at all
     manifest, objects = hand_tuned(rendered_yaml(VERSION))
@@ -66,23 +73,23 @@ def test_adopt_hand_installed_calico(style: str, control_plane: ControlPlane, k8
     before = live_uids(k8s, objects)
     assert all(before.values()), "kubectl did not create every object"
 
-    # Without the input: on pulumi-kubernetes 4.29+ up fails at the first object that exists (AlreadyExists; preview
-    # does not show it) and nothing is recreated; older providers upsert silently, which is why the README tells
-    # users to say adopt_existing=True explicitly.
+    # Without the input, preview already refuses (the ownership check, before any provider exists) with the
+    # adoptExisting hint, and `up` changes nothing: no UID, and no CRD gets a Pulumi field manager.
+    crds_before = {name: managers(crd) for name, crd in _crds(k8s).items()}
     stack = make_stack(f"calico-e2e-adopt-{style}", program(control_plane.kubeconfig, VERSION, adopt=False))
-    if client_side_create:
-        with pytest.raises(auto.errors.CommandError, match="already exists") as info:
-            stack.up(on_output=lambda _: None)
-        assert "upsertExistingObjects" in str(info.value)
-        assert unchanged(before, live_uids(k8s, objects)) == []
+    for operation in (stack.preview, stack.up):
+        with pytest.raises(auto.errors.CommandError, match=r"set adoptExisting \(adopt_existing=True\)") as info:
+            operation(on_output=lambda _: None)
+        assert "DaemonSet kube-system/calico-node and" in str(info.value)
+    assert unchanged(before, live_uids(k8s, objects)) == []
+    assert {name: managers(crd) for name, crd in _crds(k8s).items()} == crds_before, "a CRD was taken over"
 
     stack = make_stack(f"calico-e2e-adopt-{style}", program(control_plane.kubeconfig, VERSION, adopt=True))
     run = Run()
     result = stack.up(on_event=run.on_event, on_output=lambda _: None)
     assert result.summary.result == "succeeded"
-    # Creates only, plus (after the failed attempt above) the provider taking adopt_existing into its settings.
-    assert [x for x in run.changed() if x[0] != "create"] in (
-        [], [("update", "pulumi:providers:kubernetes", "calico-k8s")]), run.changed()
+    # Creates only: the refused attempt above registered no provider and no object.
+    assert [x for x in run.changed() if x[0] != "create"] == [], run.changed()
     assert unchanged(before, live_uids(k8s, objects)) == [], "adoption recreated objects"
 
     run = Run()

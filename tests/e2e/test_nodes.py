@@ -46,7 +46,7 @@ def program(kubeconfig: str, version: str = "3.28.0", network_type: str = "vcn-n
 
 def available(k8s: Any, name: str) -> bool:
     d: Any = client.AppsV1Api(k8s).read_namespaced_deployment(name, "kube-system")
-    return bool(d.status.available_replicas) and d.status.available_replicas == d.spec.replicas
+    return bool(d.status.updated_replicas == d.spec.replicas and (d.status.available_replicas or 0) >= d.spec.replicas > 0)
 
 
 def test_first_install_waits_for_calico_on_every_node(node_cluster: ControlPlane, node_k8s: Any,

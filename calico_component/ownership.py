@@ -1,0 +1,141 @@
+"""Who manages the Calico objects already on a cluster: this stack, another stack, or a hand install.
+
+Every object the component deploys carries ``calico-oke.io/stack: <organization>/<project>/<stack>``.
+Before any provider is configured (so before anything is created, and at ``pulumi preview``), the
+component reads the live copies of the objects it is about to manage and refuses when another stack
+manages them, or when they were installed by hand and ``adopt_existing`` was not given. CRDs are not
+looked at: they are kept on ``destroy`` and taken over by whichever stack installs next. Objects with
+no mark that Pulumi applied (a ``pulumi-kubernetes`` field manager) are this stack's own from a release
+before the mark; the next ``up`` marks them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import GuardError
+from .parsing import K8sObject, object_key
+
+OWNER_ANNOTATION = "calico-oke.io/stack"
+#: Field managers pulumi-kubernetes writes with (``pulumi-kubernetes`` for creates, ``pulumi-kubernetes-<id>`` for SSA).
+PULUMI_MANAGER_PREFIX = "pulumi-kubernetes"
+
+
+class OwnershipError(GuardError):
+    """Calico's objects on the cluster are managed by another stack, or were installed by hand (no adopt_existing)."""
+
+
+class ClusterUnreachableError(OwnershipError):
+    """The check could not reach the API server (the component warns and lets the providers report it)."""
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """One object as the API server has it: who marked it, and whether Pulumi ever applied it."""
+
+    kind: str
+    namespace: str
+    name: str
+    owner: str | None
+    pulumi_managed: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
+def _summary(objects: Sequence[LiveObject]) -> str:
+    """``DaemonSet kube-system/calico-node and 33 other Calico objects`` (calico-node named first when present)."""
+    first = next((o for o in objects if o.kind == "DaemonSet" and o.name == "calico-node"), objects[0])
+    others = len(objects) - 1
+    return first.label + (f" and {others} other Calico object{'s' if others != 1 else ''}" if others else "")
+
+
+NEVER_TWO = ("Two stacks must never manage one cluster's Calico: destroying either would delete Calico under the "
+             "other. Nothing was changed.")
+
+
+def ownership_problem(live: Sequence[LiveObject], me: str, adopt_existing: bool) -> str | None:
+    """Why this stack must not manage ``live`` (the existing copies of its objects), or None when it may."""
+    others = [o for o in live if o.owner and o.owner != me]
+    if others:
+        owners = ", ".join(sorted({str(o.owner) for o in others}))
+        return (f"Calico is already installed on this cluster and this stack ({me}) does not manage it: "
+                f"{_summary(others)} exist, managed by stack {owners} ({OWNER_ANNOTATION}). Manage Calico from that "
+                f"stack, or destroy it there first; adoptExisting is only for a Calico installed by hand, not for "
+                f"another stack's. {NEVER_TWO}")
+    by_hand = [o for o in live if not o.owner and not o.pulumi_managed]
+    if by_hand and not adopt_existing:
+        return (f"Calico is already installed on this cluster and this stack ({me}) does not manage it: "
+                f"{_summary(by_hand)} exist with no calico-oke stack's mark, as a hand install (kubectl apply) or "
+                f"another tool leaves them. If it was installed by hand, set adoptExisting (adopt_existing=True) to "
+                f"take it over; if another stack or tool manages it, manage Calico from there. {NEVER_TWO}")
+    return None
+
+
+def _path(obj: K8sObject) -> str:
+    """The REST path of one object (every kind the component deploys is its lower-cased kind plus ``s``)."""
+    kind, namespace, name = object_key(obj)
+    api = obj.get("apiVersion", "")
+    base = f"/api/{api}" if "/" not in api else f"/apis/{api}"
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"{base}{scope}/{kind.lower()}s/{name}"
+
+
+def _get(api_client: Any, path: str) -> tuple[int, bytes]:
+    """One authenticated GET through the official client: (HTTP status, body)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        method, url, headers, _, _ = api_client.param_serialize(
+            "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        response = api_client.call_api(method, url, header_params=headers, _request_timeout=30)
+        response.read()
+    except (HTTPError, ApiException) as exc:
+        raise ClusterUnreachableError(f"the API server did not answer ({type(exc).__name__})") from None
+    return int(response.status), bytes(response.data)
+
+
+def _read(api_client: Any, obj: K8sObject) -> LiveObject | None:
+    kind, namespace, name = object_key(obj)
+    status, body = _get(api_client, _path(obj))
+    if status == 404:
+        return None
+    if status >= 300:
+        raise OwnershipError(f"cannot read {kind} {name} to check who manages Calico: HTTP {status}")
+    meta = json.loads(body)["metadata"]
+    managers = {str(m.get("manager", "")) for m in meta.get("managedFields") or []}
+    return LiveObject(kind, namespace, name, (meta.get("annotations") or {}).get(OWNER_ANNOTATION),
+                      any(m.startswith(PULUMI_MANAGER_PREFIX) for m in managers))
+
+
+def read_live(api_client: Any, objects: Iterable[K8sObject]) -> list[LiveObject]:
+    """The live copies of ``objects`` that exist (CRDs are not read), a few requests at a time."""
+    wanted = [o for o in objects if o.get("kind") != "CustomResourceDefinition"]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(lambda o: _read(api_client, o), wanted))
+    return [o for o in found if o is not None]
+
+
+def check_cluster(kubeconfig: str, objects: Sequence[K8sObject], me: str, adopt_existing: bool) -> None:
+    """Read the cluster and raise OwnershipError when this stack must not manage its Calico objects there."""
+    from kubernetes import config
+
+    from .credentials import load_kubeconfig, scrub, secret_values
+
+    try:
+        api_client = config.new_client_from_config_dict(load_kubeconfig(kubeconfig))  # type: ignore[no-untyped-call]
+    except (config.ConfigException, TypeError) as exc:
+        raise OwnershipError(f"cannot load the kubeconfig to check who manages Calico: "
+                             f"{scrub(str(exc), secret_values(kubeconfig))}") from None
+    try:
+        problem = ownership_problem(read_live(api_client, objects), me, adopt_existing)
+    finally:
+        api_client.close()
+    if problem:
+        raise OwnershipError(problem)
