@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
+import os
 import shlex
+import signal
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,6 @@ from calico_component.local.controlplane import ControlPlane
 from calico_component.local.nodes import run_fake_flannel, wait_for
 from calico_component.local.program import copy_stack_program
 from calico_component.local.workspace import PulumiCli, backend_dir, engine_env
-from tests.conftest import REPO
 from tests.e2e.cluster import (
     assert_installed,
     calico_node,
@@ -28,17 +30,7 @@ from tests.e2e.cluster import (
 )
 from tests.e2e.conftest import mirror
 from tests.e2e.engine import PREVIEW_REPLACEMENT, plaintext_leaks
-
-README_MARKER = "<!-- cli-walkthrough"
-
-
-def readme_commands() -> list[str]:
-    """The command lines of the README's CLI walkthrough block (the fenced block right after the marker)."""
-    text = (REPO / "README.md").read_text()
-    start = text.index(README_MARKER)
-    block = re.search(r"```bash\n(.*?)```", text[start:], flags=re.S)
-    assert block, "the README's CLI walkthrough has no bash block after its marker"
-    return [line for line in block[1].splitlines() if line.strip() and not line.lstrip().startswith("#")]
+from tests.e2e.readme import AFTER_INTERRUPT, WALKTHROUGH, readme_commands
 
 
 def argv(line: str) -> list[str]:
@@ -49,11 +41,14 @@ pytestmark = pytest.mark.usefixtures("three_nodes")
 
 
 @pytest.fixture()
-def cli(tool_paths: dict[str, Path], tmp_path: Path) -> PulumiCli:
-    """The `pulumi` CLI in a copy of the repository's Pulumi.yaml and __main__.py, with a backend of its own."""
+def cli(tool_paths: dict[str, Path], tmp_path: Path) -> Iterator[PulumiCli]:
+    """The `pulumi` CLI in a copy of the repository's Pulumi.yaml and __main__.py, with a backend of its own; its
+    stack is destroyed afterwards (the next test's stack must not find this one's Calico)."""
     program = copy_stack_program(tmp_path / "program")
     env = engine_env(tmp_path, tool_paths)
-    return PulumiCli(tool_paths["pulumi"], program, env)
+    cli = PulumiCli(tool_paths["pulumi"], program, env)
+    yield cli
+    cli("destroy", "--yes", "--skip-preview", check=False)
 
 
 @dataclass
@@ -102,7 +97,7 @@ def test_readme_walkthrough_through_the_cli(node_cluster: ControlPlane, node_k8s
                                             tmp_path: Path, tool_paths: dict[str, Path]) -> None:
     """The README's commands, run by bash in a copy of the stack program: install, no-op, in-place upgrade, refresh,
     destroy; the cluster is checked after each, and the kubeconfig's token is in no file and no output."""
-    lines = readme_commands()
+    lines = readme_commands(WALKTHROUGH)
     verbs = [argv(line)[1:3] for line in lines]
     for required in (["stack", "init"], ["up", "--yes"], ["destroy", "--yes"], ["refresh", "--yes"]):
         assert required in verbs, f"the README walkthrough lost `pulumi {' '.join(required)}`"
@@ -179,3 +174,75 @@ def test_bad_config_value_fails_preview_without_a_traceback(node_cluster: Contro
     assert "error: network type 'calico-overlay' is not supported; expected one of flannel-overlay, vcn-native" \
         in output, output[-3000:]
     assert "Traceback" not in output and '.py", line' not in output, output[-3000:]
+
+
+def _interrupted_up(cli: PulumiCli, until: Any, timeout: float = 120) -> int:
+    """Start `pulumi up --yes`, and once ``until()`` holds send SIGINT to its process group (a terminal's Ctrl-C);
+    return its exit status (it must stop by itself within a minute)."""
+    proc = subprocess.Popen([str(cli.binary), "up", "--yes", "--skip-preview"], cwd=cli.cwd, env={**os.environ, **cli.env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_for(until, timeout, "the rollout `up` waits on to start")
+        time.sleep(2)  # well into the await
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0, out[-3000:]
+    return proc.returncode
+
+
+def _rolling_unpullable(k8s: Any) -> bool:
+    return any(p.spec.containers[0].image.startswith("never-ready.invalid/") for p in calico_node_pods(k8s))
+
+
+def _recover_as_the_readme_says(cli: PulumiCli, kubeconfig: Path) -> None:
+    for line in readme_commands(AFTER_INTERRUPT):
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", line], cwd=cli.cwd, capture_output=True, text=True,
+                              timeout=900, env={**os.environ, **cli.env, "KUBECONFIG": str(kubeconfig)})
+        assert proc.returncode == 0, f"`{line}` exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}"
+
+
+def _stack(cli: PulumiCli, name: str, cp: ControlPlane, **extra: str) -> None:
+    cli("stack", "init", name)
+    for key, value in {"calicoVersion": "3.28.0", "networkType": "vcn-native", "nodeOs": "oracle-linux-8",
+                       "manifestMirror": mirror(), **extra}.items():
+        cli("config", "set", key, value)
+    cli("config", "set", "--secret", "kubeconfig", stdin=cp.kubeconfig)
+
+
+def test_ctrl_c_during_an_update_then_the_readme_command_converges(node_cluster: ControlPlane, node_k8s: Any,
+                                                                  cli: PulumiCli, tmp_path: Path) -> None:
+    """Ctrl-C while `up` waits on a rollout that cannot finish, the input put right, then the README's command: every
+    calico-node pod ready on the configured image, no object recreated, and preview has nothing to change."""
+    _stack(cli, "interrupt", node_cluster)
+    cli("up", "--yes", "--skip-preview")
+    objects = _managed_objects(cli)
+    uids = live_uids(node_k8s, objects)
+    cli("config", "set", "imageRegistry", "never-ready.invalid")
+    _interrupted_up(cli, lambda: _rolling_unpullable(node_k8s))
+    assert _rolling_unpullable(node_k8s), "the interrupted up left nothing to repair: the test proves nothing"
+    cli("config", "rm", "imageRegistry")
+    _recover_as_the_readme_says(cli, node_cluster.kubeconfig_path)
+    assert_installed(node_k8s, "3.28.0")
+    assert live_uids(node_k8s, objects) == uids, "an object was recreated"
+    cli("preview", "--expect-no-changes")
+
+
+def test_ctrl_c_during_a_first_install_then_the_readme_command_converges(node_cluster: ControlPlane, node_k8s: Any,
+                                                                        cli: PulumiCli) -> None:
+    """Ctrl-C during a first install (the workloads' creates still awaiting), the input put right, then the README's
+    command: Calico ready on every node with the objects the first attempt created, and nothing left to change."""
+    _stack(cli, "interrupt-first", node_cluster, imageRegistry="never-ready.invalid")
+    _interrupted_up(cli, lambda: _rolling_unpullable(node_k8s))
+    created = live_uids(node_k8s, [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                                    "metadata": {"name": "calico-node", "namespace": "kube-system"}}])
+    assert all(created.values())
+    cli("config", "rm", "imageRegistry")
+    _recover_as_the_readme_says(cli, node_cluster.kubeconfig_path)
+    assert_installed(node_k8s, "3.28.0")
+    assert live_uids(node_k8s, _managed_objects(cli))[("DaemonSet", "kube-system", "calico-node")] == \
+        created[("DaemonSet", "kube-system", "calico-node")]
+    cli("preview", "--expect-no-changes")

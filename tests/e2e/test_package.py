@@ -23,10 +23,9 @@ from tests.conftest import REPO
 from tests.e2e.cluster import assert_installed, calico_node, exists
 from tests.e2e.conftest import mirror
 from tests.e2e.engine import PREVIEW_REPLACEMENT, plaintext_leaks
+from tests.e2e.readme import YAML_FIRST_CONTACT, readme_commands
 
 TOKEN = "calico-oke:index:Calico"
-#: What `pip install -e ..` from plugin/requirements.txt needs of the checkout.
-PLUGIN_SOURCES = ("calico_component", "plugin", "pyproject.toml", "README.md", "requirements.txt")
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line \d+")
 
 
@@ -60,15 +59,10 @@ def _register_offline_plugins(cli: PulumiCli, tool_paths: dict[str, Path], root:
 
 @pytest.fixture(scope="module")
 def package(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Package:
-    """The plugin folder of a copy of the checkout, its virtualenv created by `pulumi package get-schema`."""
+    """The plugin folder of a fresh clone of the checkout (no plugin/venv, no .venv: what a user clones)."""
     root = tmp_path_factory.mktemp("package")
     checkout = root / "calico-oke"
-    for name in PLUGIN_SOURCES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, checkout / name, ignore=shutil.ignore_patterns("__pycache__", "venv"))
-        else:
-            shutil.copyfile(src, checkout / name)
+    subprocess.run(["git", "clone", "-q", str(REPO), str(checkout)], check=True, capture_output=True, timeout=120)
     env = {**engine_env(root, tool_paths), "CALICO_OKE_MANIFEST_MIRROR": mirror()}
     env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = "false"  # package add installs what it needs (registered)
     cli = PulumiCli(tool_paths["pulumi"], root, env)
@@ -109,22 +103,20 @@ def uids(k8s: Any) -> dict[str, str]:
     return {"calico-node": ds.metadata.uid, "calico-config": cm.metadata.uid}
 
 
-def test_get_schema_lists_every_input_in_camelcase(served_schema: dict[str, Any]) -> None:
-    """`pulumi package get-schema <plugin folder>` serves calico-oke:index:Calico with every CalicoArgs field."""
-    assert served_schema["name"] == "calico-oke" and list(served_schema["resources"]) == [TOKEN]
-    resource = served_schema["resources"][TOKEN]
-    camel = {re.sub(r"_([a-z0-9])", lambda m: m[1].upper(), f.name) for f in dataclasses.fields(CalicoArgs)}
-    assert set(resource["inputProperties"]) == camel
-    assert resource["inputProperties"]["kubeconfig"]["secret"] is True
-    assert resource["requiredInputs"] == ["calicoVersion"] and resource["isComponent"] is True
-
-
-def test_yaml_program_installs_upgrades_in_place_and_destroys(package: Package, served_schema: dict[str, Any],
-                                                             node_k8s: Any, node_cluster: Any, tmp_path: Path) -> None:
-    """examples/yaml-vcn-native: 3.28.0 installed (one Calico component), upgraded to 3.29.2 with no replacement and
-    the same UIDs, destroyed; the kubeconfig's token is in no backend file."""
+def test_yaml_program_from_a_fresh_clone_installs_upgrades_in_place_and_destroys(
+        package: Package, node_k8s: Any, node_cluster: Any, tmp_path: Path) -> None:
+    """examples/yaml-vcn-native from a clone without plugin/venv: the README's one first command, then 3.28.0 installed
+    (one Calico component), upgraded to 3.29.2 with no replacement and the same UIDs, destroyed; the kubeconfig's token
+    is in no backend file. (First in this file: the other tests find the virtualenv made here.)"""
+    assert not (package.plugin / "venv").exists(), "the clone already has plugin/venv: this test would prove nothing"
     cli = program(package, "yaml-vcn-native", tmp_path / "yaml")
+    for line in readme_commands(YAML_FIRST_CONTACT):
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", line], cwd=cli.cwd, capture_output=True, text=True,
+                              timeout=900, env={**os.environ, **cli.env, "CALICO_OKE_PLUGIN": str(package.plugin)})
+        assert proc.returncode == 0, f"`{line}` exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}"
+    assert (package.plugin / "venv" / "bin" / "python").exists()
     cli("stack", "init", "yaml")
+    cli("preview")
     cli("config", "set", "--secret", "kubeconfig", stdin=node_cluster.kubeconfig)
     cli("up", "--yes")
     assert_installed(node_k8s, "3.28.0")
@@ -143,6 +135,16 @@ def test_yaml_program_installs_upgrades_in_place_and_destroys(package: Package, 
     assert not exists(lambda: calico_node(node_k8s))
     assert plaintext_leaks(cli.env, node_cluster.token) == []
     assert node_cluster.token not in cli.output()
+
+
+def test_get_schema_lists_every_input_in_camelcase(served_schema: dict[str, Any]) -> None:
+    """`pulumi package get-schema <plugin folder>` serves calico-oke:index:Calico with every CalicoArgs field."""
+    assert served_schema["name"] == "calico-oke" and list(served_schema["resources"]) == [TOKEN]
+    resource = served_schema["resources"][TOKEN]
+    camel = {re.sub(r"_([a-z0-9])", lambda m: m[1].upper(), f.name) for f in dataclasses.fields(CalicoArgs)}
+    assert set(resource["inputProperties"]) == camel
+    assert resource["inputProperties"]["kubeconfig"]["secret"] is True
+    assert resource["requiredInputs"] == ["calicoVersion"] and resource["isComponent"] is True
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
