@@ -116,8 +116,8 @@ def test_yaml_program_from_a_fresh_clone_installs_upgrades_in_place_and_destroys
         assert proc.returncode == 0, f"`{line}` exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}"
     assert (package.plugin / "venv" / "bin" / "python").exists()
     cli("stack", "init", "yaml")
-    cli("preview")
     cli("config", "set", "--secret", "kubeconfig", stdin=node_cluster.kubeconfig)
+    cli("preview")
     cli("up", "--yes")
     assert_installed(node_k8s, "3.28.0")
     assert len(components(cli)) == 1, "one install registers one Calico component"
