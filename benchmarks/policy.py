@@ -38,7 +38,7 @@ from kubernetes import client
 from calico_component.local import tools
 from calico_component.local.nodes import wait_for
 from calico_component.local.policydemo import BACKEND_PORT, NAMESPACE
-from tests.e2e.enforcement import Enforcement, enforcement_cluster
+from tests.e2e.enforcement import NETWORK_CONFIG, Enforcement, enforcement_cluster
 
 DENY: dict[str, Any] = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                         "metadata": {"name": "bench-default-deny", "namespace": NAMESPACE},
@@ -147,7 +147,7 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.02)
     args = parser.parse_args()
     paths = tools.ensure((*tools.DEMO_TOOLS, "kubectl", *tools.CALICO_TOOLS))
-    config = {"calicoVersion": "3.28.0", "networkType": "vcn-native", "nodeOs": "oracle-linux-8"}
+    config = {"calicoVersion": "3.28.0", **NETWORK_CONFIG["vcn-native"]}
     points: list[Point] = []
     with tempfile.TemporaryDirectory(prefix="calico-oke-bench-policy-") as tmp, \
             enforcement_cluster(paths, Path(tmp), config, kwok_nodes=0) as e:

@@ -45,10 +45,8 @@ from .resources import (
 
 TYPE_TOKEN = "calico-oke:index:Calico"
 OCI_AUTH_METHODS = ("api_key", "instance_principal", "resource_principal")
-#: Calico's own pods: created after the CRDs they read.
-WORKLOAD_KINDS = frozenset({"DaemonSet", "Deployment"})
 #: Kinds pulumi-kubernetes waits for (their rollout): ``await_timeout_seconds`` bounds them.
-AWAITED_KINDS = WORKLOAD_KINDS
+AWAITED_KINDS = frozenset({"DaemonSet", "Deployment"})
 #: Kinds never awaited. pulumi-kubernetes' Service await ends only after 10 quiet seconds without an Endpoints event,
 #: a fixed cost that proves nothing here: in vcn-native no calico-node uses the calico-typha Service (Oracle's edits
 #: remove FELIX_TYPHAK8SSERVICENAME), and where calico-node does use Typha its own readiness (Felix ready) needs a
@@ -313,31 +311,27 @@ class Calico(pulumi.ComponentResource):
         children: dict[str, pulumi.CustomResource] = {}
         annotations = {OWNER_ANNOTATION: stack_identity(),
                        **({PATCH_FORCE_ANNOTATION: "true"} if args.force_conflicts else {})}
-        crds: list[pulumi.Resource] = []
-        # CRDs first; never deleted by Pulumi (deleting a CRD deletes every Calico resource of its kind).
+        # Registered after everything else: the engine runs a few steps at a time (4 per CPU), and the awaited
+        # rollouts should not queue behind 18 CRD creates. Nothing waits for the CRDs: Calico is built to be applied
+        # all at once (calico-node waits for its datastore and retries) and the awaited rollout still needs Felix
+        # ready. Never deleted by Pulumi (deleting a CRD deletes every Calico resource of its kind).
         crd_opts = pulumi.ResourceOptions.merge(
             k8s_opts.crds, pulumi.ResourceOptions(depends_on=list(removal), retain_on_delete=True)
         )
-        for obj in rendered.objects:
-            if is_crd(obj):
-                n = logical_name(name, obj)
-                children[n] = create_resource(n, with_annotations(obj, annotations), crd_opts)
-                crds.append(children[n])
         skip_await = {**annotations, SKIP_AWAIT_ANNOTATION: "true"}
         timeouts = _await_timeouts(args.await_timeout_seconds)
-        for obj in rendered.objects:
-            if is_crd(obj):
-                continue
+        for obj in sorted(rendered.objects, key=is_crd):
             n = logical_name(name, obj)
             kind = obj.get("kind", "")
+            if is_crd(obj):
+                children[n] = create_resource(n, with_annotations(obj, annotations), crd_opts)
+                continue
             extra = skip_await if args.skip_await or kind in NEVER_AWAITED_KINDS else annotations
-            # Only Calico's workloads wait for the CRDs (its pods read them at start); RBAC, ConfigMaps, Services
-            # and PDBs do not, and an edge to every CRD costs each of them ~4 KB of state.
-            depends_on = list(removal) + (crds if kind in WORKLOAD_KINDS else [])
             opts = pulumi.ResourceOptions.merge(k8s_opts.objects, pulumi.ResourceOptions(
-                depends_on=depends_on, custom_timeouts=timeouts if kind in AWAITED_KINDS else None))
+                depends_on=list(removal), custom_timeouts=timeouts if kind in AWAITED_KINDS else None))
             children[n] = create_resource(n, with_annotations(obj, extra), opts)
-        return children
+        # In the manifest's order, as `resource_names` has always listed them.
+        return {n: children[n] for n in (logical_name(name, obj) for obj in rendered.objects)}
 
     def _register(self, rendered: RenderResult, typha: TyphaChoice, pod_cidr: PodCidrChoice) -> None:
         self.calico_version = pulumi.Output.from_input(rendered.calico_version)

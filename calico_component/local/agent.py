@@ -41,6 +41,8 @@ NODE_RULE_COMMENT = "calico-oke-local: node rule added before Calico"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Seconds a stopping container's processes get between SIGTERM and SIGKILL.
 STOP_GRACE = 5.0
+#: The node's CNI configuration directory, where install-cni writes (under /etc's overlay: the machine's is untouched).
+CNI_NET_DIR = Path("/etc/cni/net.d")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,13 @@ class NodeConfig:
     probe_script: str
     #: Release (``v3.28.0``) -> calico-node binary.
     calico_node: Mapping[str, str]
-    #: Prefix of the host-side veth of pods (what the VCN-native CNI names them with).
+    #: Release -> Calico's CNI plugin binary (flannel-overlay: install-cni puts it on the node as calico, calico-ipam).
+    calico_cni: Mapping[str, str] = field(default_factory=dict)
+    #: ``vcn-native``: pods get an address from ``pod_cidr`` and a veth named ``pod_interface_prefix`` + Calico's hash,
+    #: as the OCI VCN-native CNI is assumed to do; ``flannel-overlay``: Calico's own CNI plugin and IPAM, once
+    #: calico-node's install-cni has put them on the node (until then pods wait, as a kubelet without a CNI does).
+    pod_network: str = "vcn-native"
+    #: Prefix of the host-side veth of pods in vcn-native (what the VCN-native CNI names them with).
     pod_interface_prefix: str = "oci"
 
     def save(self, path: Path) -> None:
@@ -71,6 +79,11 @@ class NodeConfig:
         raw = json.loads(path.read_text())
         raw["api_upstream"] = tuple(raw["api_upstream"])
         return cls(**raw)
+
+    @property
+    def cni_bin(self) -> Path:
+        """The node's CNI binary directory (a kubelet's --cni-bin-dir)."""
+        return Path(self.workdir) / "cni-bin"
 
 
 def now() -> str:
@@ -102,13 +115,15 @@ class Events:
 
 
 def prepare_mounts(workdir: Path) -> None:
-    """/run a tmpfs and /var an overlay (its changes kept under ``workdir``): nothing the node writes leaves it."""
+    """/run a tmpfs, /var and /etc overlays (their changes kept under ``workdir``): nothing the node writes leaves it."""
     run("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run")
-    upper, work = workdir / "var-upper", workdir / "var-work"
-    upper.mkdir(exist_ok=True)
-    work.mkdir(exist_ok=True)
-    run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir=/var,upperdir={upper},workdir={work}", "/var")
-    for path in ("/run/netns", "/run/calico", "/var/lib/calico", "/var/log/calico", str(SERVICEACCOUNT_DIR)):
+    for lower in ("/var", "/etc"):
+        upper, work = workdir / f"{lower.strip('/')}-upper", workdir / f"{lower.strip('/')}-work"
+        upper.mkdir(exist_ok=True)
+        work.mkdir(exist_ok=True)
+        run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", lower)
+    for path in ("/run/netns", "/run/calico", "/var/lib/calico", "/var/log/calico/cni", str(SERVICEACCOUNT_DIR),
+                 str(CNI_NET_DIR)):
         Path(path).mkdir(parents=True, exist_ok=True)
 
 
@@ -139,6 +154,7 @@ class Context(Protocol):
 
     cfg: NodeConfig
     events: Events
+    network: PodNetwork
 
     def api(self) -> Any: ...
     def allocate_ip(self, uid: str) -> str: ...
@@ -212,24 +228,19 @@ class HostNetworkPod(PodRuntime):
 
 
 class WorkloadPod(PodRuntime):
-    """A pod with a network of its own, plumbed as a CNI plugin does, and a stand-in container on its TCP ports.
-
-    Its namespace is ``<namespace>.<name>`` (under the node's /run/netns), joined to the node by a veth whose
-    host side is named ``<pod_interface_prefix>`` + Calico's hash of the pod; the pod has a /32 address, a
-    route to it on the node, and its default route via 169.254.1.1 answered by proxy ARP.
-    """
+    """A pod with a network namespace of its own (``<namespace>.<name>`` under the node's /run/netns), attached by the
+    node's ``PodNetwork``, and a stand-in container answering on its TCP ports."""
 
     def __init__(self, pod: Obj, ctx: Context) -> None:
         super().__init__(pod, ctx)
         meta = pod["metadata"]
         self.netns = netns_name(meta.get("namespace", "default"), meta["name"])
-        self.host_if = podspec.veth_name(ctx.cfg.pod_interface_prefix, meta.get("namespace", "default"), meta["name"])
+        self.host_if = ""
         self.ip = ""
         self.server: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.ip = self.ctx.allocate_ip(self.pod["metadata"]["uid"])
-        plumb_pod(self.netns, self.host_if, self.ip)
+        self.ip, self.host_if = self.ctx.network.attach(self.pod, self.netns)
         ports = podspec.tcp_ports(self.pod)
         if ports:
             self.server = self._serve(ports)
@@ -245,12 +256,96 @@ class WorkloadPod(PodRuntime):
     def stop(self) -> None:
         if self.server is not None:
             stop_process(self.server)
-        run("ip", "netns", "del", self.netns, check=False)  # the veth pair and the node's route go with it
-        self.ctx.release_ip(self.pod["metadata"]["uid"])
+        self.ctx.network.detach(self.pod, self.netns)
         self.ctx.events("pod-stopped", pod=self.key)
 
     def status(self) -> dict[str, Any]:
         return _running_status(self.pod, self.ip, self.ctx.cfg.node_ip, ready=True)
+
+
+class NetworkNotReadyError(RuntimeError):
+    """The node has no CNI configuration yet (a kubelet's NetworkPluginNotReady): the pod waits and is tried again."""
+
+
+class PodNetwork(Protocol):
+    """How pods on this node get their interface and address (a kubelet's CNI)."""
+
+    def attach(self, pod: Obj, netns: str) -> tuple[str, str]:
+        """Create the pod's network namespace and attach it; return (address, host-side interface)."""
+        ...
+
+    def detach(self, pod: Obj, netns: str) -> None:
+        """Undo ``attach`` (never fails: a pod being removed must go)."""
+        ...
+
+
+@dataclass
+class OciStandIn:
+    """vcn-native: what the OCI VCN-native CNI is assumed to do. An address from the node's range, and a veth whose host
+    side is ``<prefix>`` + Calico's hash of the pod; a /32 in the pod, a route to it on the node, the pod's default
+    route via 169.254.1.1 answered by proxy ARP."""
+
+    prefix: str
+    allocate_ip: Any
+    release_ip: Any
+
+    def attach(self, pod: Obj, netns: str) -> tuple[str, str]:
+        meta = pod["metadata"]
+        host_if = podspec.veth_name(self.prefix, meta.get("namespace", "default"), meta["name"])
+        ip = str(self.allocate_ip(meta["uid"]))
+        plumb_pod(netns, host_if, ip)
+        return ip, host_if
+
+    def detach(self, pod: Obj, netns: str) -> None:
+        run("ip", "netns", "del", netns, check=False)  # the veth pair and the node's route go with it
+        self.release_ip(pod["metadata"]["uid"])
+
+
+@dataclass
+class CalicoCni:
+    """flannel-overlay: Calico's own CNI plugin (and calico-ipam), with the configuration install-cni wrote."""
+
+    bin_dir: Path
+    conf_dir: Path
+
+    def conflist(self) -> Path | None:
+        """The configuration a kubelet uses: the first ``*.conflist`` of the CNI configuration directory."""
+        found = sorted(self.conf_dir.glob("*.conflist"))
+        return found[0] if found else None
+
+    def _invoke(self, command: str, pod: Obj, netns: str) -> dict[str, Any]:
+        meta = pod["metadata"]
+        env = {"PATH": PATH, "CNI_COMMAND": command, "CNI_CONTAINERID": meta["uid"], "CNI_NETNS": f"/run/netns/{netns}",
+               "CNI_IFNAME": "eth0", "CNI_PATH": str(self.bin_dir),
+               "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE={meta.get('namespace', 'default')};"
+                           f"K8S_POD_NAME={meta['name']};K8S_POD_INFRA_CONTAINER_ID={meta['uid']};K8S_POD_UID={meta['uid']}"}
+        conflist = self.conflist()
+        if conflist is None:
+            raise NetworkNotReadyError("no CNI configuration on the node yet")
+        conf = podspec.cni_plugin_conf(json.loads(conflist.read_text()))
+        proc = subprocess.run([str(self.bin_dir / "calico")], input=json.dumps(conf), env=env, capture_output=True,
+                              text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"CNI {command} exited {proc.returncode}: {(proc.stdout + proc.stderr).strip()[-400:]}")
+        result: dict[str, Any] = json.loads(proc.stdout) if proc.stdout.strip() else {}
+        return result
+
+    def attach(self, pod: Obj, netns: str) -> tuple[str, str]:
+        if self.conflist() is None:
+            raise NetworkNotReadyError("no CNI configuration on the node yet")
+        run("ip", "netns", "add", netns)
+        try:
+            result = self._invoke("ADD", pod, netns)
+        except Exception:
+            run("ip", "netns", "del", netns, check=False)
+            raise
+        host_if = next((i["name"] for i in result.get("interfaces") or [] if not i.get("sandbox")), "")
+        return podspec.cni_result_address(result), host_if
+
+    def detach(self, pod: Obj, netns: str) -> None:
+        with contextlib.suppress(Exception):
+            self._invoke("DEL", pod, netns)
+        run("ip", "netns", "del", netns, check=False)
 
 
 def netns_name(namespace: str, name: str) -> str:
@@ -383,6 +478,8 @@ class CalicoNodePod(PodRuntime):
     def _start_up(self) -> None:
         self.env = self._environment()
         write_serviceaccount(self.ctx, self.pod, self.ctx.cfg.ca_file)
+        if podspec.has_init_container(self.pod, podspec.INSTALL_CNI):
+            self._install_cni()
         self.ctx.events("calico-starting", pod=self.key, release=self.state.release)
         self._once("-startup", timeout=120)
         nodename = Path("/var/lib/calico/nodename")
@@ -397,14 +494,35 @@ class CalicoNodePod(PodRuntime):
         self.state.error = ""
         self._save()
 
-    def _environment(self) -> dict[str, str]:
-        """The container's environment from the live Pod and the live ConfigMaps it names, plus the kubelet's."""
+    def _environment(self, container: str | None = None) -> dict[str, str]:
+        """A container's environment from the live Pod and the live ConfigMaps it names, plus the kubelet's."""
         core = self.ctx.api()
-        names = podspec.config_maps_referenced(self.pod)
+        names = podspec.config_maps_referenced(self.pod, container)
         config_maps = {name: data for name in names if (data := read_config_map(core, "kube-system", name)) is not None}
-        env = podspec.resolve_env(self.pod, config_maps)
+        env = podspec.resolve_env(self.pod, config_maps, container)
         return {"PATH": PATH, "HOSTNAME": self.ctx.cfg.node,
                 **podspec.in_cluster_env("127.0.0.1", self.ctx.cfg.api_listen_port), **env}
+
+    def _install_cni(self) -> None:
+        """What calico/cni's install-cni does, from its live env: the CNI plugin and calico-ipam in the node's CNI bin
+        directory, a kubeconfig with a calico-cni-plugin token, and ``cni_network_config`` filled in as CNI_CONF_NAME."""
+        binary = self.ctx.cfg.calico_cni.get(self.state.release)
+        if binary is None:
+            raise StartupError(f"no local build of Calico's CNI plugin {self.state.release} for install-cni")
+        env = self._environment(podspec.INSTALL_CNI)
+        kubeconfig = CNI_NET_DIR / "calico-kubeconfig"
+        server = f"https://{env['KUBERNETES_SERVICE_HOST']}:{env['KUBERNETES_SERVICE_PORT']}"
+        token = request_token(self.ctx, self.pod, "calico-cni-plugin")
+        kubeconfig.write_text(podspec.kubeconfig_text(server, Path(self.ctx.cfg.ca_file).read_bytes(), token))
+        conflist = podspec.cni_conflist(env.get("CNI_NETWORK_CONFIG", ""), env.get("KUBERNETES_NODE_NAME", ""),
+                                        env.get("CNI_MTU", "1500"), str(kubeconfig))
+        bin_dir = self.ctx.cfg.cni_bin
+        bin_dir.mkdir(exist_ok=True)
+        for name in ("calico", "calico-ipam"):
+            (bin_dir / name).unlink(missing_ok=True)
+            (bin_dir / name).symlink_to(binary)
+        (CNI_NET_DIR / env.get("CNI_CONF_NAME", "10-calico.conflist")).write_text(json.dumps(conflist, indent=1))
+        self.ctx.events("cni-installed", pod=self.key, release=self.state.release)
 
     def _once(self, *flags: str, timeout: float) -> None:
         log = self.logs / f"{flags[0].lstrip('-')}.log"
@@ -479,17 +597,22 @@ def read_config_map(core: Any, namespace: str, name: str) -> dict[str, str] | No
     return data
 
 
-def write_serviceaccount(ctx: Context, pod: Obj, ca_file: str) -> None:
-    """Mount the pod's ServiceAccount as a kubelet does: a token bound to this pod, the cluster CA, the namespace."""
+def request_token(ctx: Context, pod: Obj, account: str) -> str:
+    """A token of ServiceAccount ``account`` (in the pod's namespace), bound to the pod: invalid once it is gone."""
     from kubernetes import client
 
     meta = pod["metadata"]
     request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
         audiences=[], expiration_seconds=86400,
         bound_object_ref=client.V1BoundObjectReference(api_version="v1", kind="Pod", name=meta["name"], uid=meta["uid"])))
-    account = pod["spec"].get("serviceAccountName") or "default"
     answer: Any = ctx.api().create_namespaced_service_account_token(account, meta["namespace"], request)
-    token = str(answer.status.token)
+    return str(answer.status.token)
+
+
+def write_serviceaccount(ctx: Context, pod: Obj, ca_file: str) -> None:
+    """Mount the pod's ServiceAccount as a kubelet does: a token bound to this pod, the cluster CA, the namespace."""
+    meta = pod["metadata"]
+    token = request_token(ctx, pod, pod["spec"].get("serviceAccountName") or "default")
     (SERVICEACCOUNT_DIR / "token").write_text(token)
     (SERVICEACCOUNT_DIR / "ca.crt").write_bytes(Path(ca_file).read_bytes())
     (SERVICEACCOUNT_DIR / "namespace").write_text(meta["namespace"])
@@ -510,9 +633,12 @@ class Kubelet:
         self._lock = threading.Lock()
         self._runtimes: dict[str, PodRuntime] = {}
         self._reported: dict[str, str] = {}
-        network = ipaddress.ip_network(cfg.pod_cidr)
-        self._free = [str(ip) for ip in list(network.hosts())[1:]]  # .1 is kept for the node side
+        addresses = ipaddress.ip_network(cfg.pod_cidr)
+        self._free = [str(ip) for ip in list(addresses.hosts())[1:]]  # .1 is kept for the node side
         self._leases: dict[str, str] = {}
+        self.network: PodNetwork = (
+            CalicoCni(cfg.cni_bin, CNI_NET_DIR) if cfg.pod_network == "flannel-overlay"
+            else OciStandIn(cfg.pod_interface_prefix, self.allocate_ip, self.release_ip))
 
     def api(self) -> Any:
         from kubernetes import client
@@ -565,6 +691,8 @@ class Kubelet:
         self._runtimes[uid] = runtime
         try:
             runtime.start()
+        except NetworkNotReadyError:
+            del self._runtimes[uid]  # tried again at the next sync, as a kubelet retries a sandbox
         except Exception as exc:
             self.events("pod-start-failed", pod=runtime.key, error=str(exc).replace(" ", "_")[:200])
             self._runtimes[uid] = ImageUnavailable(pod, self, f"could not start on {self.cfg.node}: {exc}")

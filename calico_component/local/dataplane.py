@@ -88,6 +88,10 @@ class DataplaneNode:
     control_plane: ControlPlane
     #: Calico release (``v3.28.0``) -> its calico-node binary (``tools.calico_tools``).
     calico_node: Mapping[str, Path]
+    #: Release -> Calico's CNI plugin (``calico-cni-<release>``): what install-cni puts on a flannel-overlay node.
+    calico_cni: Mapping[str, Path] = field(default_factory=dict)
+    #: ``vcn-native`` or ``flannel-overlay``: how the node's pods get their network (``agent.NodeConfig``).
+    pod_network: str = "vcn-native"
     name: str = "dataplane-0"
     index: int = 0
     #: Pods the node accepts (its capacity).
@@ -140,6 +144,7 @@ class DataplaneNode:
             ca_file=str(self.control_plane.workdir / "certs" / "apiserver.crt"), workdir=str(self.workdir),
             host_netns_fd=host_netns, python=sys.executable, probe_script=probe.__file__,
             calico_node={release: str(path) for release, path in self.calico_node.items()},
+            calico_cni={release: str(path) for release, path in self.calico_cni.items()}, pod_network=self.pod_network,
         )
         path = self.workdir / "node.json"
         cfg.save(path)

@@ -28,7 +28,7 @@ from . import tools
 from .controlplane import PIDS_FILE, ControlPlane, stop_detached
 from .dataplane import DataplaneNode, missing_host_requirements
 from .nodes import add_nodes, calico_node_pods, cordon, flannel_present, pod_ready, run_fake_flannel
-from .policydemo import BACKEND_PORT, ENFORCED, OPEN, OTHER_PORT, Scenario
+from .policydemo import BACKEND_PORT, ENFORCED, OPEN, OTHER_PORT, Scenario, Watch, enforcement_line
 from .program import copy_example, copy_stack_program
 from .workspace import PulumiCli, PulumiCommandError, engine_env
 
@@ -121,6 +121,8 @@ class Demo:
         self.logs = self.run_dir / "logs"
         self.logs.mkdir()
         self._commands = 0
+        self._scenario: Scenario | None = None
+        self._enforcement = ""
 
     def say(self, message: str) -> None:
         self.out.write(message + "\n")
@@ -196,7 +198,9 @@ class Demo:
     def _dataplane_node(self, cp: ControlPlane, paths: dict[str, Path]) -> DataplaneNode:
         with self._step("dataplane node"):
             binaries = {release: paths[f"calico-node-{release}"] for release in self._releases()}
-            node = DataplaneNode(cp, binaries, parent_dir=self.run_dir, outlive_parent=self.options.keep)
+            cni = {release: paths[f"calico-cni-{release}"] for release in self._releases()}
+            node = DataplaneNode(cp, binaries, calico_cni=cni, pod_network=self.options.network_type,
+                                 parent_dir=self.run_dir, outlive_parent=self.options.keep)
             node.__enter__()
             self.say(f"node {node.name}: a real dataplane (network namespaces; calico-node runs Calico "
                      f"{', '.join(binaries)} built from source, Felix polices its pods); kwok plays the other nodes")
@@ -229,11 +233,13 @@ class Demo:
                 ready = self._show_nodes(k8s, version)
         parts = [f"demo ok: Calico {version} ready on {ready}/{self.total_nodes} nodes",
                  *([upgrade.final()] if upgrade else []), *([enforced] if enforced else [])]
+        if self._enforcement:
+            self.say(self._enforcement)
         return "; ".join(parts)
 
     def _fake_flannel(self, k8s: Any) -> None:
-        run_fake_flannel(k8s, self.options.nodes)
-        self.say(f"kube-system/kube-flannel-ds running on {self.options.nodes} nodes (a fake flannel, as on an "
+        run_fake_flannel(k8s, self.total_nodes)
+        self.say(f"kube-system/kube-flannel-ds running on {self.total_nodes} nodes (a fake flannel, as on an "
                  "OKE flannel-overlay cluster)")
 
     def _stack(self, cp: ControlPlane, paths: dict[str, Path]) -> PulumiCli:
@@ -260,9 +266,11 @@ class Demo:
             self._pulumi(cli, "up", "--yes", "--skip-preview")
             scenario, other = Scenario.start(node, k8s)
             try:
-                return self._policies_take_effect(cli, scenario)
+                summary = self._policies_take_effect(cli, scenario)
             finally:
                 other.terminate()
+            self._scenario = scenario
+            return summary
 
     def _policies_take_effect(self, cli: PulumiCli, scenario: Scenario) -> str:
         before = scenario.matrix()
@@ -335,8 +343,23 @@ class Demo:
         if self.options.apply_upgrade:
             with self._step("upgrade"):
                 self.say(f"pulumi up --yes: upgrading to {target}, waiting for every calico-node pod ...")
-                self._pulumi(cli, "up", "--yes", "--skip-preview")
+                if self._scenario is None:
+                    self._pulumi(cli, "up", "--yes", "--skip-preview")
+                else:
+                    self._upgrade_probed(cli, self._scenario)
         return upgrade
+
+    def _upgrade_probed(self, cli: PulumiCli, scenario: Scenario) -> None:
+        """The upgrade with the demo's denied and allowed clients probing the backend every 50 ms throughout."""
+        self.say("  probing: client (denied) and frontend (allowed) -> backend:8080 every 50 ms during the upgrade")
+        with Watch(scenario, self.logs / "probes") as watch:
+            self._pulumi(cli, "up", "--yes", "--skip-preview")
+        logs = watch.logs()
+        self._enforcement = enforcement_line(logs)
+        if logs["client"].count("ok"):
+            self.say(self._enforcement)
+            raise RuntimeError(f"the denied client connected {logs['client'].count('ok')} times during the upgrade "
+                               f"(probe logs in {self.logs / 'probes'})")
 
     def _detach(self, cp: ControlPlane, node: DataplaneNode | None) -> None:
         cp.detach(dependents=(node.detach(),) if node is not None else ())

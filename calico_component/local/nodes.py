@@ -229,7 +229,8 @@ def exists(read: Callable[[], object]) -> bool:
 
 
 def fake_flannel_daemonset() -> client.V1DaemonSet:
-    """A stand-in for OKE's kube-system/kube-flannel-ds: same name and namespace, a container that kwok runs."""
+    """A stand-in for OKE's kube-system/kube-flannel-ds: same name and namespace, on the host network as flannel is, a
+    container that kwok (or a dataplane node) runs."""
     labels = {"app": "flannel"}
     return client.V1DaemonSet(
         metadata=client.V1ObjectMeta(name="kube-flannel-ds", namespace="kube-system", labels=labels),
@@ -237,7 +238,8 @@ def fake_flannel_daemonset() -> client.V1DaemonSet:
             selector=client.V1LabelSelector(match_labels=labels),
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="kube-flannel", image="flannel:test")]),
+                spec=client.V1PodSpec(host_network=True,
+                                      containers=[client.V1Container(name="kube-flannel", image="flannel:test")]),
             ),
         ),
     )

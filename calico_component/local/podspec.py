@@ -24,14 +24,19 @@ class PodSpecError(ValueError):
 
 
 def container(pod: Obj, name: str | None = None) -> Obj:
-    """The pod's container called ``name``, or its first one."""
+    """The pod's container called ``name`` (an init container too), or its first container."""
     containers: Sequence[Obj] = pod["spec"]["containers"]
     if name is None:
         return containers[0]
-    for found in containers:
+    candidates: list[Obj] = [*(pod["spec"].get("initContainers") or []), *containers]
+    for found in candidates:
         if found["name"] == name:
             return found
     raise PodSpecError(f"pod {pod['metadata']['name']} has no container {name!r}")
+
+
+def has_init_container(pod: Obj, name: str) -> bool:
+    return any(c["name"] == name for c in pod["spec"].get("initContainers") or [])
 
 
 _FIELD_PATHS = {
@@ -224,3 +229,55 @@ def tcp_ports(pod: Obj) -> list[int]:
     ports = {int(p["containerPort"]) for c in pod["spec"]["containers"] for p in c.get("ports") or []
              if p.get("protocol", "TCP") == "TCP"}
     return sorted(ports)
+
+
+#: The init container of calico-node that installs Calico's CNI plugin and its configuration on the node.
+INSTALL_CNI = "install-cni"
+
+
+def cni_conflist(template: str, node: str, mtu: str, kubeconfig: str) -> dict[str, Any]:
+    """``cni_network_config`` with its placeholders filled as Calico's install-cni fills them, parsed.
+
+    A placeholder left over (a template this does not know) or a template that is not JSON is an error
+    naming it: a half-filled CNI configuration must never be written.
+    """
+    import json
+
+    text = (template.replace("__KUBERNETES_NODE_NAME__", node).replace("__CNI_MTU__", mtu or "0")
+            .replace("__KUBECONFIG_FILEPATH__", kubeconfig))
+    left = sorted(set(re.findall(r"__[A-Z0-9_]+__", text)))
+    if left:
+        raise PodSpecError(f"cni_network_config has placeholders the local node does not fill: {', '.join(left)}")
+    try:
+        conflist: dict[str, Any] = json.loads(text)
+    except ValueError as exc:
+        raise PodSpecError(f"cni_network_config is not JSON once filled: {exc}") from None
+    if not conflist.get("plugins") or conflist["plugins"][0].get("type") != "calico":
+        raise PodSpecError("cni_network_config's first plugin is not Calico's (type: calico)")
+    return conflist
+
+
+def cni_plugin_conf(conflist: Mapping[str, Any]) -> dict[str, Any]:
+    """The network configuration a runtime hands the conflist's first plugin (Calico's): it, plus the list's
+    ``cniVersion`` and ``name``. (The chained ``portmap`` and ``bandwidth`` plugins are not run here.)"""
+    return {**conflist["plugins"][0], "cniVersion": conflist["cniVersion"], "name": conflist["name"]}
+
+
+def cni_result_address(result: Mapping[str, Any]) -> str:
+    """The pod's IPv4 address from a CNI ADD result (``ips[].address`` is a CIDR)."""
+    for ip in result.get("ips") or []:
+        address = str(ip.get("address", "")).split("/")[0]
+        if address and ":" not in address:
+            return address
+    raise PodSpecError(f"the CNI result has no IPv4 address: {dict(result)}")
+
+
+def kubeconfig_text(server: str, ca_pem: bytes, token: str) -> str:
+    """The kubeconfig install-cni writes for the CNI plugin: the API server, its CA, a ServiceAccount token."""
+    import base64
+
+    ca = base64.b64encode(ca_pem).decode()
+    return (f"apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n"
+            f"    certificate-authority-data: {ca}\nusers:\n- name: calico\n  user:\n    token: {token}\n"
+            "contexts:\n- name: calico-context\n  context:\n    cluster: local\n    user: calico\n"
+            "current-context: calico-context\n")

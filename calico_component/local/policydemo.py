@@ -8,10 +8,12 @@ dataplane node, ``client`` (no labels) and ``frontend`` (``role=frontend``); a s
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -115,3 +117,84 @@ class Scenario:
 ENFORCED = {"client:8080": "timeout", "client:9090": "timeout", "frontend:8080": "ok", "frontend:9090": "timeout"}
 #: Without policies everything connects.
 OPEN = {"client:8080": "ok", "client:9090": "ok", "frontend:8080": "ok", "frontend:9090": "ok"}
+
+
+@dataclass
+class ProbeLog:
+    """Every attempt one client made: (unix time the attempt began, outcome)."""
+
+    source: str
+    attempts: list[tuple[float, str]]
+
+    @classmethod
+    def read(cls, source: str, path: Path) -> ProbeLog:
+        attempts = []
+        for line in path.read_text().splitlines():
+            stamp, outcome = line.split()
+            attempts.append((float(stamp), outcome))
+        return cls(source, attempts)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for _, seen in self.attempts if seen == outcome)
+
+    def longest_gap(self) -> float:
+        """The longest time between two attempts that connected (0 with fewer than two)."""
+        times = [t for t, seen in self.attempts if seen == "ok"]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+    def covers(self, start: float, end: float) -> bool:
+        """Whether attempts were made from before ``start`` until after ``end``."""
+        return bool(self.attempts) and self.attempts[0][0] <= start and self.attempts[-1][0] >= end
+
+
+@dataclass
+class Watch:
+    """A denied client and an allowed client probing the backend's port without pause, during something."""
+
+    scenario: Scenario
+    directory: Path
+    interval: float = 0.05
+    timeout: float = 0.09
+    procs: dict[str, subprocess.Popen[bytes]] | None = None
+
+    def __enter__(self) -> Watch:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.procs = {}
+        for source in CLIENTS:
+            log = self.directory / f"{source}.log"
+            log.write_text("")
+            cmd = self.scenario.node.probe_command(
+                self.scenario.namespace, source, "watch", self.scenario.backend_ip, str(BACKEND_PORT), "--out", str(log),
+                "--interval", str(self.interval), "--timeout", str(self.timeout), "--limit", "1800")
+            self.procs[source] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)  # a second of attempts before whatever is watched
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        time.sleep(1)  # and a second after it
+        for proc in (self.procs or {}).values():
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    def logs(self) -> dict[str, ProbeLog]:
+        return {source: ProbeLog.read(source, self.directory / f"{source}.log") for source in CLIENTS}
+
+
+def felix_outages(events: list[tuple[float, str, dict[str, str]]]) -> list[float]:
+    """Seconds the node ran without a ready Felix, per outage: from a Calico stop or Felix turning not ready, to the
+    next ``felix-ready`` (from the node's event log)."""
+    outages, down_since = [], None
+    for stamp, what, _ in events:
+        if what in ("calico-stopped", "felix-not-ready") and down_since is None:
+            down_since = stamp
+        elif what == "felix-ready" and down_since is not None:
+            outages.append(stamp - down_since)
+            down_since = None
+    return outages
+
+
+def enforcement_line(logs: dict[str, ProbeLog]) -> str:
+    """``enforcement during the upgrade: denied client connected 0 of 812 probes; allowed client's longest gap 0.4s``"""
+    denied, allowed = logs["client"], logs["frontend"]
+    return (f"enforcement during the upgrade: denied client connected {denied.count('ok')} of {len(denied.attempts)} "
+            f"probes; allowed client's longest gap {allowed.longest_gap():.1f}s")

@@ -4,6 +4,10 @@ through the `pulumi` CLI (used by the enforcement tests and ``benchmarks/policy.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -13,8 +17,8 @@ from typing import Any
 from calico_component.local import tools
 from calico_component.local.controlplane import ControlPlane
 from calico_component.local.dataplane import DataplaneNode
-from calico_component.local.nodes import add_nodes, cordon, wait_for
-from calico_component.local.policydemo import Scenario
+from calico_component.local.nodes import add_nodes, calico_node_pods, cordon, pod_ready, run_fake_flannel, wait_for
+from calico_component.local.policydemo import BACKEND_PORT, ProbeLog, Scenario, Watch
 from calico_component.local.program import copy_example, copy_stack_program
 from calico_component.local.workspace import PulumiCli, engine_env
 from tests.conftest import mirror_path
@@ -59,22 +63,57 @@ def init_program(cli: PulumiCli, stack: str, config: Mapping[str, str], kubeconf
     cli("config", "set", "--secret", "kubeconfig", stdin=kubeconfig)
 
 
+#: The stack program's settings on the local cluster for each network type (flannel-overlay: no OKE add-on, nodes that
+#: already run the fake flannel, the pod CIDR Calico's first pool gets).
+NETWORK_CONFIG = {
+    "vcn-native": {"networkType": "vcn-native", "nodeOs": "oracle-linux-8"},
+    "flannel-overlay": {"networkType": "flannel-overlay", "nodeOs": "oracle-linux-8", "podCidr": "10.244.0.0/16",
+                        "allowExistingNodes": "true", "disableFlannelAddon": "false"},
+}
+
+
+def rendered_manifest(version: str, config: Mapping[str, str]) -> str:
+    """What a user following Oracle's page applies by hand: the render of the same settings (our CLI)."""
+    args = ["--calico-version", version, "--network-type", config["networkType"], "--node-os", config["nodeOs"],
+            "--mirror", str(mirror_path())] + (["--pod-cidr", config["podCidr"]] if "podCidr" in config else [])
+    return subprocess.run([sys.executable, "-m", "calico_component", "render", *args], capture_output=True, text=True,
+                          check=True, timeout=120).stdout
+
+
+def install_by_hand(kubectl: Path, cp: ControlPlane, k8s: Any, manifest: str, nodes: int) -> None:
+    """`kubectl apply --server-side` of the manifest, then calico-node ready on every node (the user's rollout wait)."""
+    subprocess.run([str(kubectl), "--kubeconfig", str(cp.kubeconfig_path), "apply", "--server-side", "-f", "-"],
+                   input=manifest, text=True, check=True, capture_output=True, timeout=120)
+    wait_for(lambda: sum(pod_ready(p) for p in calico_node_pods(k8s)) == nodes, 120,
+             f"calico-node ready on {nodes} nodes after kubectl apply")
+
+
 @contextlib.contextmanager
 def enforcement_cluster(tool_paths: Mapping[str, Path], root: Path, config: Mapping[str, str],
-                        kwok_nodes: int = 2) -> Iterator[Enforcement]:
-    """Control plane, ``kwok_nodes`` cordoned kwok nodes and one dataplane node; the stack program with ``config``
-    (plus the test mirror) up and awaited; ``examples/network-policy-demo`` up without policies; the scenario's pods."""
+                        kwok_nodes: int = 2, by_hand: bool = False) -> Iterator[Enforcement]:
+    """Control plane, ``kwok_nodes`` cordoned kwok nodes and one dataplane node (flannel-overlay: all running the fake
+    flannel first); Calico installed by the stack program with ``config`` (plus the test mirror), awaited, or with
+    ``by_hand`` by kubectl (the stack then only initialised); ``examples/network-policy-demo`` up without policies;
+    the scenario's pods."""
+    network = config["networkType"]
     calico_node = {v: tool_paths[f"calico-node-{v}"] for v in tools.CALICO_RELEASES}
+    calico_cni = {v: tool_paths[f"calico-cni-{v}"] for v in tools.CALICO_RELEASES}
     with ControlPlane(tool_paths["etcd"], tool_paths["kube-apiserver"], tool_paths["kube-controller-manager"],
                       kube_scheduler=tool_paths["kube-scheduler"], kwok=tool_paths["kwok"]) as cp, \
-            DataplaneNode(cp, calico_node) as node:
+            DataplaneNode(cp, calico_node, calico_cni=calico_cni, pod_network=network) as node:
         k8s = api_client(cp)
         if kwok_nodes:
             cordon(k8s, add_nodes(k8s, kwok_nodes))
+        if network == "flannel-overlay":
+            run_fake_flannel(k8s, kwok_nodes + 1)
         env = engine_env(root / "pulumi", tool_paths)
         stack = PulumiCli(tool_paths["pulumi"], copy_stack_program(root / "stack"), env)
         init_program(stack, "enforce", {"manifestMirror": str(mirror_path()), **config}, cp.kubeconfig)
-        stack("up", "--yes", "--skip-preview")
+        if by_hand:
+            install_by_hand(tool_paths["kubectl"], cp, k8s, rendered_manifest(config["calicoVersion"], config),
+                            kwok_nodes + 1)
+        else:
+            stack("up", "--yes", "--skip-preview")
         up_returned = time.time()
         demo = PulumiCli(tool_paths["pulumi"], copy_example("network-policy-demo", root / "demo"), env)
         init_program(demo, "enforce", {"installCalico": "false", "policies": "false"}, cp.kubeconfig)
@@ -84,3 +123,44 @@ def enforcement_cluster(tool_paths: Mapping[str, Path], root: Path, config: Mapp
             yield Enforcement(cp, node, k8s, stack, demo, scenario, tool_paths["kubectl"], up_returned)
         finally:
             other.terminate()
+
+
+@dataclass
+class WatchedChange:
+    """What the probes saw while a change was applied: both clients' attempts, and when the change ran."""
+
+    logs: dict[str, ProbeLog]
+    started: float
+    ended: float
+
+    def assert_denied_client_never_connected(self) -> None:
+        denied, allowed = self.logs["client"], self.logs["frontend"]
+        for log in (denied, allowed):
+            assert log.covers(self.started, self.ended), f"{log.source}'s probes did not span the change"
+            spacing = [b[0] - a[0] for a, b in itertools.pairwise(log.attempts)]
+            assert statistics.median(spacing) <= 0.1, f"{log.source} probed every {statistics.median(spacing):.2f}s"
+        assert denied.count("ok") == 0, f"the denied client connected {denied.count('ok')} times during the change"
+        assert allowed.count("ok") > 0, "the allowed client never connected: the probes prove nothing"
+
+
+def watched(e: Enforcement, directory: Path, *commands: tuple[str, ...]) -> WatchedChange:
+    """With the demo's policies in force and both clients probing, run ``commands`` through the stack's CLI."""
+    e.policies(True)
+    e.scenario.until("client", BACKEND_PORT, "timeout", 20)
+    e.scenario.until("frontend", BACKEND_PORT, "ok", 20)
+    with Watch(e.scenario, directory) as watch:
+        started = time.time()
+        for command in commands:
+            e.stack(*command)
+        ended = time.time()
+    return WatchedChange(watch.logs(), started, ended)
+
+
+def upgrade_watched(e: Enforcement, target: str, directory: Path) -> WatchedChange:
+    """`pulumi config set calicoVersion <target>` and an awaited `pulumi up` under probes; the node's Calico must run
+    ``target`` afterwards, restarted with its new pod."""
+    before = e.node.calico_state()
+    change = watched(e, directory, ("config", "set", "calicoVersion", target), ("up", "--yes", "--skip-preview"))
+    after = e.node.calico_state()
+    assert after["release"] == f"v{target}" and after["ready"] and after["uid"] != before["uid"], after
+    return change

@@ -115,6 +115,28 @@ def test_demo_enforce_shows_the_policies_taking_effect(start: Starter) -> None:
     assert not survivors(run.marker)
 
 
+ENFORCEMENT_LINE = re.compile(r"enforcement during the upgrade: denied client connected (\d+) of (\d+) probes; "
+                              r"allowed client's longest gap (\d+\.\d)s")
+
+
+def test_demo_enforce_probes_through_an_applied_upgrade_on_flannel_overlay(start: Starter) -> None:
+    """--enforce --network-type flannel-overlay --upgrade-to 3.29.2 --apply-upgrade: the node's pods get Calico CNI
+    addresses, the policies take effect, and the line before the last says the denied client connected 0 times during
+    the upgrade, with the probe count and the allowed client's longest gap."""
+    run = start("--enforce", "--network-type", "flannel-overlay", "--nodes", "2", "--calico-version", "3.28.0",
+                "--upgrade-to", "3.29.2", "--apply-upgrade", "--mirror", mirror())
+    code, out, err = run.finish()
+    assert code == 0, f"exit {code}\n{out}\n{err}"
+    lines = out.strip().splitlines()
+    assert [line for line in lines if POLICY_LINE.fullmatch(line)], out
+    enforcement = [m for line in lines[:-1] if (m := ENFORCEMENT_LINE.fullmatch(line))]
+    assert len(enforcement) == 1, out
+    assert int(enforcement[0][1]) == 0 and int(enforcement[0][2]) > 50, enforcement[0][0]
+    assert lines[-1].startswith("demo ok: Calico 3.29.2 ready on 3/3 nodes; upgrade preview to 3.29.2: "), lines[-1]
+    assert lines[-1].endswith("; policy enforced on dataplane-0"), lines[-1]
+    assert not survivors(run.marker)
+
+
 def test_demo_enforce_without_a_debian_package_is_one_error_line(start: Starter, tmp_path: Path) -> None:
     """--enforce on a machine without ipset: exit 1, one `error:` line naming the package to install, nothing started."""
     bin_dir = tmp_path / "bin-without-ipset"

@@ -20,9 +20,9 @@ from kubernetes import client
 
 from calico_component.local.agent import NODE_RULE_COMMENT
 from calico_component.local.nodes import calico_node_pods, pod_ready
-from calico_component.local.policydemo import BACKEND_PORT, ENFORCED, OPEN
+from calico_component.local.policydemo import BACKEND_PORT, ENFORCED, OPEN, enforcement_line, felix_outages
 from tests.e2e.cluster import calico_node, env_of
-from tests.e2e.enforcement import Enforcement, enforcement_cluster
+from tests.e2e.enforcement import NETWORK_CONFIG, Enforcement, enforcement_cluster, upgrade_watched
 
 VERSION = "3.28.0"
 
@@ -30,7 +30,7 @@ VERSION = "3.28.0"
 @pytest.fixture(scope="module")
 def enforcement(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
     """The cluster, Calico installed by the stack program (awaited), the demo app deployed without policies."""
-    config = {"calicoVersion": VERSION, "networkType": "vcn-native", "nodeOs": "oracle-linux-8"}
+    config = {"calicoVersion": VERSION, **NETWORK_CONFIG["vcn-native"]}
     with enforcement_cluster(tool_paths, tmp_path_factory.mktemp("enforcement"), config) as cluster:
         yield cluster
 
@@ -125,3 +125,13 @@ def test_drift_of_the_interface_prefix_breaks_policy_and_refresh_repairs_it(enfo
     assert repaired["felix_env"]["FELIX_INTERFACEPREFIX"] == "oci"
     s.until("client", BACKEND_PORT, "timeout", 30)
     assert s.matrix() == ENFORCED
+
+
+def test_enforcement_holds_through_an_in_place_upgrade(enforcement: Enforcement, tmp_path: Path) -> None:
+    """With the demo policies in force and both clients probing every 50 ms, `pulumi up` of calicoVersion 3.29.2 restarts
+    the node's Calico on 3.29.2 and the denied client never connects; afterwards preview has nothing to change."""
+    change = upgrade_watched(enforcement, "3.29.2", tmp_path / "probes")
+    change.assert_denied_client_never_connected()
+    print(f"vcn-native upgrade: {enforcement_line(change.logs)}; Felix not ready for "
+          f"{max(felix_outages(enforcement.node.events()), default=0):.1f}s")
+    enforcement.stack("preview", "--expect-no-changes")
