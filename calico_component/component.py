@@ -45,8 +45,13 @@ from .resources import (
 
 TYPE_TOKEN = "calico-oke:index:Calico"
 OCI_AUTH_METHODS = ("api_key", "instance_principal", "resource_principal")
+#: Calico's own pods: created after every CRD. Started before them, calico-node's startup cannot write
+#: ClusterInformation (it logs the error and exits 0), Felix then waits for a datastore-ready flag that never comes,
+#: and its /readiness answers 200 all the while (only its start-up reporter is registered): a Ready pod that
+#: enforces nothing (seen on the local dataplane node, Calico 3.28.0).
+WORKLOAD_KINDS = frozenset({"DaemonSet", "Deployment"})
 #: Kinds pulumi-kubernetes waits for (their rollout): ``await_timeout_seconds`` bounds them.
-AWAITED_KINDS = frozenset({"DaemonSet", "Deployment"})
+AWAITED_KINDS = WORKLOAD_KINDS
 #: Kinds never awaited. pulumi-kubernetes' Service await ends only after 10 quiet seconds without an Endpoints event,
 #: a fixed cost that proves nothing here: in vcn-native no calico-node uses the calico-typha Service (Oracle's edits
 #: remove FELIX_TYPHAK8SSERVICENAME), and where calico-node does use Typha its own readiness (Felix ready) needs a
@@ -311,27 +316,31 @@ class Calico(pulumi.ComponentResource):
         children: dict[str, pulumi.CustomResource] = {}
         annotations = {OWNER_ANNOTATION: stack_identity(),
                        **({PATCH_FORCE_ANNOTATION: "true"} if args.force_conflicts else {})}
-        # Registered after everything else: the engine runs a few steps at a time (4 per CPU), and the awaited
-        # rollouts should not queue behind 18 CRD creates. Nothing waits for the CRDs: Calico is built to be applied
-        # all at once (calico-node waits for its datastore and retries) and the awaited rollout still needs Felix
-        # ready. Never deleted by Pulumi (deleting a CRD deletes every Calico resource of its kind).
+        crds: list[pulumi.Resource] = []
+        # CRDs first; never deleted by Pulumi (deleting a CRD deletes every Calico resource of its kind).
         crd_opts = pulumi.ResourceOptions.merge(
             k8s_opts.crds, pulumi.ResourceOptions(depends_on=list(removal), retain_on_delete=True)
         )
+        for obj in rendered.objects:
+            if is_crd(obj):
+                n = logical_name(name, obj)
+                children[n] = create_resource(n, with_annotations(obj, annotations), crd_opts)
+                crds.append(children[n])
         skip_await = {**annotations, SKIP_AWAIT_ANNOTATION: "true"}
         timeouts = _await_timeouts(args.await_timeout_seconds)
-        for obj in sorted(rendered.objects, key=is_crd):
+        for obj in rendered.objects:
+            if is_crd(obj):
+                continue
             n = logical_name(name, obj)
             kind = obj.get("kind", "")
-            if is_crd(obj):
-                children[n] = create_resource(n, with_annotations(obj, annotations), crd_opts)
-                continue
             extra = skip_await if args.skip_await or kind in NEVER_AWAITED_KINDS else annotations
+            # Only Calico's workloads wait for the CRDs (WORKLOAD_KINDS says why: started before them, calico-node can be
+            # Ready and enforce nothing); RBAC, ConfigMaps, Services and PDBs do not: an edge costs each ~4 KB of state.
+            depends_on = list(removal) + (crds if kind in WORKLOAD_KINDS else [])
             opts = pulumi.ResourceOptions.merge(k8s_opts.objects, pulumi.ResourceOptions(
-                depends_on=list(removal), custom_timeouts=timeouts if kind in AWAITED_KINDS else None))
+                depends_on=depends_on, custom_timeouts=timeouts if kind in AWAITED_KINDS else None))
             children[n] = create_resource(n, with_annotations(obj, extra), opts)
-        # In the manifest's order, as `resource_names` has always listed them.
-        return {n: children[n] for n in (logical_name(name, obj) for obj in rendered.objects)}
+        return children
 
     def _register(self, rendered: RenderResult, typha: TyphaChoice, pod_cidr: PodCidrChoice) -> None:
         self.calico_version = pulumi.Output.from_input(rendered.calico_version)

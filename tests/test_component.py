@@ -113,19 +113,15 @@ def test_vcn_native_registers_one_child_per_object(mocks: Recorder) -> Any:
 
 
 @pulumi.runtime.test
-def test_crds_reach_the_engine_last_and_names_keep_the_manifests_order(mocks: Recorder) -> Any:
-    """The CRDs are registered after every other object, so the awaited rollouts do not queue behind their creates
-    (the engine runs a few steps at a time); resource_names still lists the children in the manifest's order."""
+def test_crds_registered_before_the_workloads(mocks: Recorder) -> Any:
+    """Every CustomResourceDefinition reaches the engine before calico-node and the Deployments that read them."""
     calico = Calico("calico", _args())
 
     def check(_: Any) -> None:
-        names = list(calico._children)
         kinds = [t for t, _, _ in _k8s(mocks)]
-        first_crd = min(i for i, t in enumerate(kinds) if t.endswith(":CustomResourceDefinition"))
-        last_other = max(i for i, t in enumerate(kinds) if not t.endswith(":CustomResourceDefinition"))
-        assert last_other < first_crd
-        upstream = upstream_objects("3.28.0", "calico-policy-only.yaml")
-        assert [n.split("-", 2)[1] for n in names] == [o["kind"].lower() for o in upstream]
+        last_crd = max(i for i, t in enumerate(kinds) if t.endswith(":CustomResourceDefinition"))
+        first_workload = min(i for i, t in enumerate(kinds) if t.endswith((":DaemonSet", ":Deployment")))
+        assert last_crd < first_workload
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 
@@ -431,9 +427,9 @@ def test_typha_off_in_vcn_native_is_refused_before_registration() -> None:
 
 
 @pulumi.runtime.test
-def test_nothing_waits_for_the_crds(mocks: Recorder) -> Any:
-    """No object depends on a CRD: Calico is applied all at once, as upstream's kubectl install does (the awaited
-    rollout, Felix ready, is what needs the CRDs), so the CRDs are not on an install's critical path."""
+def test_workloads_wait_for_crds_other_objects_do_not(mocks: Recorder) -> Any:
+    """calico-node and the Deployments depend on every CRD (started before them, calico-node can be Ready while Felix
+    waits for a datastore flag that never comes, enforcing nothing); RBAC, ConfigMaps and Services carry no CRD edges."""
     depends: dict[str, list[Any]] = {}
 
     def record(args: pulumi.ResourceTransformationArgs) -> None:
@@ -446,7 +442,10 @@ def test_nothing_waits_for_the_crds(mocks: Recorder) -> Any:
         crds = [c for n, c in calico._children.items() if "customresourcedefinition" in n]
         upstream = upstream_objects("3.28.0", "calico-policy-only.yaml")
         assert len(crds) == len([o for o in upstream if o["kind"] == "CustomResourceDefinition"])
-        for n in (n for _, n, _ in _k8s(mocks)):
-            assert not [d for d in depends[n] if any(d is c for c in crds)], n
+        for n, kind in ((n, t.rsplit(":", 1)[1]) for t, n, _ in _k8s(mocks)):
+            if kind in ("DaemonSet", "Deployment"):
+                assert all(any(d is c for d in depends[n]) for c in crds), n
+            else:
+                assert not [d for d in depends[n] if any(d is c for c in crds)], n
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)

@@ -106,7 +106,9 @@ class Events:
         self._lock = threading.Lock()
 
     def __call__(self, what: str, **details: object) -> None:
-        line = " ".join([f"{time.time():.3f}", what, *(f"{k}={v}" for k, v in details.items())])
+        """One line: time, what, then ``key=value`` pairs (whitespace in a value becomes ``_``, long ones are cut)."""
+        values = {k: "_".join(str(v).split())[:200] for k, v in details.items()}
+        line = " ".join([f"{time.time():.3f}", what, *(f"{k}={v}" for k, v in values.items())])
         with self._lock, self._path.open("a") as fh:
             fh.write(line + "\n")
 
@@ -471,7 +473,7 @@ class CalicoNodePod(PodRuntime):
             except Exception as exc:  # any failure is this container's: reported on the pod, then restarted
                 self.state.error = " ".join(str(exc).split())[:500]
                 self.state.restarts += 1
-                self.ctx.events("calico-startup-failed", pod=self.key, error=self.state.error[:200].replace(" ", "_"))
+                self.ctx.events("calico-startup-failed", pod=self.key, error=self.state.error)
                 self._save()
                 self._stopping.wait(min(10.0, 1.0 * self.state.restarts))
 
@@ -512,7 +514,7 @@ class CalicoNodePod(PodRuntime):
         env = self._environment(podspec.INSTALL_CNI)
         kubeconfig = CNI_NET_DIR / "calico-kubeconfig"
         server = f"https://{env['KUBERNETES_SERVICE_HOST']}:{env['KUBERNETES_SERVICE_PORT']}"
-        token = request_token(self.ctx, self.pod, "calico-cni-plugin")
+        token = request_token(self.ctx, self.pod, "calico-cni-plugin", bound=False)  # as install-cni asks for it
         kubeconfig.write_text(podspec.kubeconfig_text(server, Path(self.ctx.cfg.ca_file).read_bytes(), token))
         conflist = podspec.cni_conflist(env.get("CNI_NETWORK_CONFIG", ""), env.get("KUBERNETES_NODE_NAME", ""),
                                         env.get("CNI_MTU", "1500"), str(kubeconfig))
@@ -597,14 +599,15 @@ def read_config_map(core: Any, namespace: str, name: str) -> dict[str, str] | No
     return data
 
 
-def request_token(ctx: Context, pod: Obj, account: str) -> str:
-    """A token of ServiceAccount ``account`` (in the pod's namespace), bound to the pod: invalid once it is gone."""
+def request_token(ctx: Context, pod: Obj, account: str, *, bound: bool = True) -> str:
+    """A token of ServiceAccount ``account`` in the pod's namespace; ``bound`` (the pod's own account only): bound to
+    the pod, so invalid once it is gone, as a kubelet's projected token is."""
     from kubernetes import client
 
     meta = pod["metadata"]
+    ref = client.V1BoundObjectReference(api_version="v1", kind="Pod", name=meta["name"], uid=meta["uid"])
     request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-        audiences=[], expiration_seconds=86400,
-        bound_object_ref=client.V1BoundObjectReference(api_version="v1", kind="Pod", name=meta["name"], uid=meta["uid"])))
+        audiences=[], expiration_seconds=86400, bound_object_ref=ref if bound else None))
     answer: Any = ctx.api().create_namespaced_service_account_token(account, meta["namespace"], request)
     return str(answer.status.token)
 
@@ -633,6 +636,8 @@ class Kubelet:
         self._lock = threading.Lock()
         self._runtimes: dict[str, PodRuntime] = {}
         self._reported: dict[str, str] = {}
+        #: Pods whose start failed: (monotonic time of the next attempt, failures so far).
+        self._retry: dict[str, tuple[float, int]] = {}
         addresses = ipaddress.ip_network(cfg.pod_cidr)
         self._free = [str(ip) for ip in list(addresses.hosts())[1:]]  # .1 is kept for the node side
         self._leases: dict[str, str] = {}
@@ -687,15 +692,21 @@ class Kubelet:
             self._report(uid, runtime)
 
     def _start(self, uid: str, pod: Obj) -> None:
+        """Start a pod; if that fails (no CNI yet, a CNI error) it is tried again later, as a kubelet retries a
+        pod's sandbox, a second after the first failure and up to 10 s apart after more."""
+        if time.monotonic() < self._retry.get(uid, (0.0, 0))[0]:
+            return
         runtime = runtime_for(pod, self)
         self._runtimes[uid] = runtime
         try:
             runtime.start()
-        except NetworkNotReadyError:
-            del self._runtimes[uid]  # tried again at the next sync, as a kubelet retries a sandbox
+            self._retry.pop(uid, None)
         except Exception as exc:
-            self.events("pod-start-failed", pod=runtime.key, error=str(exc).replace(" ", "_")[:200])
-            self._runtimes[uid] = ImageUnavailable(pod, self, f"could not start on {self.cfg.node}: {exc}")
+            del self._runtimes[uid]
+            failures = self._retry.get(uid, (0.0, 0))[1] + 1
+            self._retry[uid] = (time.monotonic() + min(10.0, float(failures)), failures)
+            if not isinstance(exc, NetworkNotReadyError):
+                self.events("pod-start-failed", pod=runtime.key, error=exc, attempt=failures)
 
     def _report(self, uid: str, runtime: PodRuntime) -> None:
         status = runtime.status()
