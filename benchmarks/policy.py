@@ -14,8 +14,12 @@ For each size (pods on the node, extra NetworkPolicies in the namespace):
   already, less than a probe interval).
 
 The resolution is the probe interval. Filler pods (no ports) and policies selecting them grow the
-rule set Felix keeps. Run: python benchmarks/policy.py [--pods 10,100,500] [--policies 0,50,200]
-[--repeat 5] [--interval 0.02].
+rule set Felix keeps. Then, for each network type, enforcement through in-place version changes
+(3.28.0 -> 3.29.2 -> 3.28.0 ..., ``--upgrades`` of them, each an awaited `pulumi up`) with the policies
+in force and both clients probing every 50 ms: how often the denied client connected (the promise is
+never), the allowed client's longest gap, and how long the node ran without a ready Felix.
+Run: python benchmarks/policy.py [--pods 10,100,500] [--policies 0,50,200] [--repeat 5] [--interval 0.02]
+[--upgrades 2].
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from kubernetes import client
 
 from calico_component.local import tools
 from calico_component.local.nodes import wait_for
-from calico_component.local.policydemo import BACKEND_PORT, NAMESPACE
-from tests.e2e.enforcement import NETWORK_CONFIG, Enforcement, enforcement_cluster
+from calico_component.local.policydemo import BACKEND_PORT, NAMESPACE, felix_outages
+from tests.e2e.enforcement import NETWORK_CONFIG, Enforcement, enforcement_cluster, upgrade_watched
 
 DENY: dict[str, Any] = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                         "metadata": {"name": "bench-default-deny", "namespace": NAMESPACE},
@@ -132,6 +136,34 @@ def measure(e: Enforcement, probe: Probe, point: Point, repeat: int) -> None:
         point.up_off.append(probe.first_after(e.policies(False), "ok"))
 
 
+@dataclass
+class Upgrade:
+    network: str
+    change: str
+    denied_ok: int
+    probes: int
+    gap: float
+    outage: float
+
+
+def measure_upgrades(paths: dict[str, Path], network: str, count: int) -> list[Upgrade]:
+    """``count`` in-place version changes under probes on a fresh cluster of ``network``."""
+    config = {"calicoVersion": "3.28.0", **NETWORK_CONFIG[network]}
+    found = []
+    with tempfile.TemporaryDirectory(prefix="calico-oke-bench-upgrade-") as tmp, \
+            enforcement_cluster(paths, Path(tmp), config, kwok_nodes=0) as e:
+        versions = ["3.29.2", "3.28.0"]
+        for i in range(count):
+            target = versions[i % 2]
+            seen = len(e.node.events())
+            change = upgrade_watched(e, target, Path(tmp) / f"probes-{i}")
+            outages = felix_outages(e.node.events()[seen:])
+            denied, allowed = change.logs["client"], change.logs["frontend"]
+            found.append(Upgrade(network, f"-> {target}", denied.count("ok"), len(denied.attempts),
+                                 allowed.longest_gap(), max(outages, default=0.0)))
+    return found
+
+
 def sizes(args: argparse.Namespace) -> Iterator[tuple[int, int]]:
     pods = [int(x) for x in args.pods.split(",")]
     policies = [int(x) for x in args.policies.split(",")]
@@ -145,6 +177,7 @@ def main() -> int:
     parser.add_argument("--policies", default="0,50,200")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--interval", type=float, default=0.02)
+    parser.add_argument("--upgrades", type=int, default=2, help="in-place version changes per network type (0: none)")
     args = parser.parse_args()
     paths = tools.ensure((*tools.DEMO_TOOLS, "kubectl", *tools.CALICO_TOOLS))
     config = {"calicoVersion": "3.28.0", **NETWORK_CONFIG["vcn-native"]}
@@ -165,7 +198,18 @@ def main() -> int:
         finally:
             probe.proc.terminate()
     report(points, args)
+    upgrades = [u for network in NETWORK_CONFIG for u in measure_upgrades(paths, network, args.upgrades)]
+    report_upgrades(upgrades)
     return 0
+
+
+def report_upgrades(upgrades: list[Upgrade]) -> None:
+    if not upgrades:
+        return
+    print("\nenforcement through in-place version changes (awaited `pulumi up`, probes every 50 ms)")
+    print(f"{'network':17}{'change':>10}{'denied ok':>11}{'probes':>8}{'allowed gap':>13}{'Felix not ready':>17}")
+    for u in upgrades:
+        print(f"{u.network:17}{u.change:>10}{u.denied_ok:>11}{u.probes:>8}{u.gap:>12.2f}s{u.outage:>16.1f}s")
 
 
 def _stats(values: list[float]) -> str:

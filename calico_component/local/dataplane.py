@@ -19,7 +19,6 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from kubernetes import client
 
 from . import probe
 from .agent import NodeConfig, netns_name
-from .controlplane import ControlPlane, _die_with_parent
+from .controlplane import ControlPlane, _die_with_parent, _stop_groups
 from .nodes import NODE_NETWORK, register_node
 
 #: Debian packages that provide what a dataplane node runs, by command.
@@ -177,17 +176,9 @@ class DataplaneNode:
         raise DataplaneError(f"the dataplane node {self.name} did not start (logs in {self.workdir}):\n{detail}")
 
     def _stop_agent(self, proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-        """SIGTERM to the node's PID 1 (it stops its pods); once it is gone its namespaces are empty."""
-        pid = self.agent_pid or _child_of(proc.pid, wait=0)
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        """SIGTERM to the node's process group (unshare, the agent, Calico), SIGKILL after ``grace``; once the
+        namespaces' PID 1 is gone every process, interface and rule of the node is gone with it."""
+        _stop_groups([proc.pid], grace)
         proc.wait()
 
     def detach(self) -> int:
