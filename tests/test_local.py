@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from calico_component import cli
-from calico_component.local import controlplane, demo, thirdparty, tools
+from calico_component.local import controlplane, demo, thirdparty, tools, workspace
 from calico_component.local.gobuild import ToolError
 from tests.conftest import REPO
 
@@ -178,6 +178,31 @@ def test_each_calico_release_is_a_group_of_its_own(tmp_path: Path, monkeypatch: 
             f"calico-felix-{release}", f"calico-node-{release}", f"calico-cni-{release}")
         assert group.bin_dir == tmp_path / f"calico-{release}" / "bin"
     assert set(tools.CALICO_TOOLS) <= set(tools.TOOL_NAMES) and not set(tools.CALICO_TOOLS) & set(tools.DEMO_TOOLS)
+
+
+def test_first_build_estimate_adds_up_what_is_missing() -> None:
+    """The minutes shown before a cold build: everything is the measured figure, a subset less, one group not zero."""
+    every = list(tools.groups().values())
+    calico = [tools.group_of(f"calico-node-{release}") for release in tools.CALICO_RELEASES]
+    without_calico = [g for g in every if g not in calico]
+    assert tools.estimated_minutes(every) == tools.COLD_BUILD_ALL_MINUTES
+    assert tools.COLD_BUILD_ALL_MINUTES > tools.estimated_minutes(without_calico) > tools.estimated_minutes(calico[:1])
+    assert tools.estimated_minutes(calico[:1]) >= calico[0].minutes
+
+
+def test_leftover_plugins_of_an_interrupted_command_are_killed_by_their_token() -> None:
+    """A process that inherited a command's run token dies even in a session of its own; others are left alone."""
+    token = f"{workspace.RUN_TOKEN}=test-{os.getpid()}"
+    name, _, value = token.partition("=")
+    marked = subprocess.Popen(["sleep", "60"], env={**os.environ, name: value}, start_new_session=True)
+    other = subprocess.Popen(["sleep", "60"], env={**os.environ, name: value + "-other"}, start_new_session=True)
+    try:
+        assert workspace.kill_leftovers(token) == [marked.pid]
+        assert marked.wait(timeout=5) == -9 and other.poll() is None
+    finally:
+        other.kill()
+        marked.kill()
+        other.wait()
 
 
 def test_dataplane_node_names_the_missing_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,12 +7,16 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Tools whose directories go on the engine's PATH: the CLI finds language hosts there, and a provider binary on
 #: PATH is used as an "ambient" plugin, so nothing is downloaded.
+#: The variable that marks every process one command started (its plugins included), to find what outlives it.
+RUN_TOKEN = "CALICO_OKE_PULUMI_RUN"
+
 ENGINE_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-language-nodejs", "pulumi-language-go",
                 "pulumi-language-yaml", "pulumi-resource-kubernetes")
 
@@ -73,13 +77,16 @@ class PulumiCli:
     transcript: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
 
     def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.Popen([str(self.binary), *args], cwd=self.cwd, env={**os.environ, **self.env},
+        token = f"{RUN_TOKEN}={uuid.uuid4().hex}"
+        name, _, value = token.partition("=")
+        proc = subprocess.Popen([str(self.binary), *args], cwd=self.cwd, env={**os.environ, **self.env, name: value},
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
         try:
             stdout, stderr = proc.communicate(stdin, timeout=self.timeout)
         except BaseException:
             _interrupt(proc)
+            kill_leftovers(token)
             raise
         output = stdout + stderr
         self.transcript.append((args, output))
@@ -90,6 +97,30 @@ class PulumiCli:
     def output(self) -> str:
         """Everything every command printed so far."""
         return "".join(out for _, out in self.transcript)
+
+
+def kill_leftovers(token: str) -> list[int]:
+    """SIGKILL every process whose environment holds ``token`` (``NAME=value``); return their pids.
+
+    Pulumi starts each plugin in a process group of its own and stops them as it exits, but a plugin
+    it was starting when it was interrupted can outlive it (seen with the Python language host): the
+    environment every descendant inherits is what finds it.
+    """
+    needle = token.encode() + b"\0"
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _environ_holds(entry, needle):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
+def _environ_holds(proc_dir: Path, needle: bytes) -> bool:
+    try:
+        return needle in (proc_dir / "environ").read_bytes() + b"\0"
+    except OSError:  # gone, or not ours to read
+        return False
 
 
 def _interrupt(proc: subprocess.Popen[str], grace: float = 10) -> None:
