@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Tools whose directories go on the engine's PATH: the CLI finds language hosts there, and a provider binary on
-#: PATH is used as an "ambient" plugin, so nothing is downloaded.
 #: The variable that marks every process one command started (its plugins included), to find what outlives it.
 RUN_TOKEN = "CALICO_OKE_PULUMI_RUN"
 
+#: Tools whose directories go on the engine's PATH: the CLI finds language hosts there, and a provider binary on
+#: PATH is used as an "ambient" plugin, so nothing is downloaded.
 ENGINE_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-language-nodejs", "pulumi-language-go",
                 "pulumi-language-yaml", "pulumi-resource-kubernetes")
 
@@ -77,16 +77,14 @@ class PulumiCli:
     transcript: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
 
     def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        token = f"{RUN_TOKEN}={uuid.uuid4().hex}"
-        name, _, value = token.partition("=")
-        proc = subprocess.Popen([str(self.binary), *args], cwd=self.cwd, env={**os.environ, **self.env, name: value},
+        run = uuid.uuid4().hex
+        proc = subprocess.Popen([str(self.binary), *args], cwd=self.cwd, env={**os.environ, **self.env, RUN_TOKEN: run},
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
         try:
             stdout, stderr = proc.communicate(stdin, timeout=self.timeout)
         except BaseException:
-            _interrupt(proc)
-            kill_leftovers(token)
+            _interrupt(proc, f"{RUN_TOKEN}={run}")
             raise
         output = stdout + stderr
         self.transcript.append((args, output))
@@ -123,8 +121,9 @@ def _environ_holds(proc_dir: Path, needle: bytes) -> bool:
         return False
 
 
-def _interrupt(proc: subprocess.Popen[str], grace: float = 10) -> None:
-    """SIGINT the command's process group (Pulumi cancels and stops its plugins), then SIGKILL what is left."""
+def _interrupt(proc: subprocess.Popen[str], token: str, grace: float = 10) -> None:
+    """SIGINT the command's process group (Pulumi cancels and stops its plugins), then SIGKILL what is left,
+    in that group and (by ``token``) in the plugins' own groups."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGINT)
     try:
@@ -134,3 +133,4 @@ def _interrupt(proc: subprocess.Popen[str], grace: float = 10) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    kill_leftovers(token)
