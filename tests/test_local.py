@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from calico_component import cli
-from calico_component.local import controlplane, demo, thirdparty, tools, workspace
+from calico_component.local import controlplane, demo, gobuild, thirdparty, tools, workspace
 from calico_component.local.gobuild import ToolError
 from tests.conftest import REPO
 
@@ -66,13 +66,28 @@ def test_kubectl_never_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_provider_is_v4_32_from_third_party_else_the_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the v4.32.0 snapshot present it is what gets built; without it, the January module is the fallback."""
+    """With the v4.32.0 snapshot present it is built after the CLI, whose packages it shares; else the January module."""
     (tmp_path / "with" / "pulumi-kubernetes-provider").mkdir(parents=True)
     (tmp_path / "without").mkdir()
     monkeypatch.setenv("CALICO_OKE_THIRD_PARTY", str(tmp_path / "with"))
-    assert tools.group_of("pulumi-resource-kubernetes").version == "v4.32.0"
+    provider = tools.group_of("pulumi-resource-kubernetes")
+    assert provider.version == "v4.32.0" and provider.after == ("pulumi",)
     monkeypatch.setenv("CALICO_OKE_THIRD_PARTY", str(tmp_path / "without"))
-    assert tools.group_of("pulumi-resource-kubernetes").version.startswith("v4.0.0-20260115")
+    provider = tools.group_of("pulumi-resource-kubernetes")
+    assert provider.version.startswith("v4.0.0-20260115") and provider.after == ()
+
+
+def test_build_command_output_is_logged_and_its_cpu_counted(tmp_path: Path) -> None:
+    """A build step returns its stdout, logs both streams, and counts the CPU of the processes it started."""
+    log = tmp_path / "build.log"
+    burn = "x = 0\nfor i in range(3_000_000): x += i"
+    gobuild.reset_cpu()
+    out = gobuild.run(["sh", "-c", f"{sys.executable} -c '{burn}'; echo out; echo err >&2"], tmp_path, log)
+    assert out == "out\n"
+    assert "err" in log.read_text() and "out" in log.read_text()
+    assert gobuild.cpu_seconds() > 0.05
+    with pytest.raises(ToolError, match=r"command failed \(3\).*\n.*last lines of .*\n(.*\n)*boom"):
+        gobuild.run(["sh", "-c", "echo boom >&2; exit 3"], tmp_path, log)
 
 
 def test_language_host_without_sources_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,8 @@ import re
 import shutil
 import stat
 import subprocess
+import tempfile
+import threading
 from pathlib import Path
 
 # Pinned versions. Each is the nearest version the Go module proxy serves to what the
@@ -50,19 +52,50 @@ def go() -> str:
     return found
 
 
+#: CPU seconds of the build commands each thread ran (one group builds on one thread).
+_usage = threading.local()
+
+
+def reset_cpu() -> None:
+    """Start counting this thread's build CPU time from zero."""
+    _usage.cpu = 0.0
+
+
+def cpu_seconds() -> float:
+    """User + system seconds of the commands this thread ran since reset_cpu(), the compilers and linkers included."""
+    return float(getattr(_usage, "cpu", 0.0))
+
+
+def _wait_counting_cpu(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for ``proc``; add its CPU time and that of the processes it waited for (compile, link) to this thread's."""
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    _usage.cpu = cpu_seconds() + usage.ru_utime + usage.ru_stime
+    return proc.returncode
+
+
 def run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> str:
     """Run one build command, appending its output to ``log``; return its stdout, or fail with the log's tail."""
     full_env = dict(os.environ)
     full_env.update({"GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"})
     if env:
         full_env.update(env)
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, errors="replace", env=full_env)
-    with log.open("a") as fh:
-        fh.write(f"$ {' '.join(cmd)}  (in {cwd})\n{proc.stdout}{proc.stderr}")
-    if proc.returncode != 0:
+    with log.open("ab") as fh, tempfile.TemporaryFile() as out:
+        fh.write(f"$ {' '.join(cmd)}  (in {cwd})\n".encode())
+        fh.flush()
+        returncode = _wait_counting_cpu(subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=fh, env=full_env))
+        out.seek(0)
+        stdout = out.read()
+        fh.write(stdout)
+    if returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise ToolError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n--- last lines of {log} ---\n{tail}")
-    return proc.stdout
+        raise ToolError(f"command failed ({returncode}): {' '.join(cmd)}\n--- last lines of {log} ---\n{tail}")
+    return stdout.decode(errors="replace")
 
 
 def write(path: Path, text: str) -> None:

@@ -99,9 +99,11 @@ def _provider_group() -> Group:
     """v4.32.0 from ../shared/third-party when it is there, else the newest module the proxy serves."""
     base = thirdparty.root()
     if base is not None and (base / "pulumi-kubernetes-provider").is_dir():
+        # Built against the CLI's pkg/sdk with the same requirements (gobuild.SHARED_REQUIRES), so after it: it reuses
+        # the pulumi packages the CLI compiled instead of compiling them a second time beside it.
         return Group("pulumi-resource-kubernetes", ("pulumi-resource-kubernetes",), thirdparty.PROVIDER_SOURCE_VERSION,
                      f"{base}/pulumi-kubernetes-provider (pulumi-kubernetes {thirdparty.PROVIDER_SOURCE_VERSION})",
-                     thirdparty.build_provider, minutes=12)
+                     thirdparty.build_provider, after=("pulumi",), minutes=12)
     return Group("pulumi-resource-kubernetes", ("pulumi-resource-kubernetes",), PROVIDER_MODULE_VERSION,
                  f"{PROVIDER_MODULE} {PROVIDER_MODULE_VERSION} (v4.25.0 plus commits; no ../shared/third-party here)",
                  gobuild.build_provider_module, minutes=12)
@@ -220,6 +222,7 @@ def _build_locked(group: Group) -> None:
     log = cache_root() / f"{group.slug}.build.log"
     log.write_text(f"building {', '.join(group.tools)} {group.version} from {group.source}\n")
     started = time.monotonic()
+    gobuild.reset_cpu()
     with tempfile.TemporaryDirectory(prefix=f"build-{group.name}-", dir=cache_root()) as tmp:
         work = Path(tmp) / "src"
         work.mkdir()
@@ -233,8 +236,8 @@ def _build_locked(group: Group) -> None:
         if group.bin_dir.exists():  # an interrupted earlier build's leftovers
             shutil.rmtree(group.bin_dir)
         os.replace(staged, group.bin_dir)
-    print(f"built {', '.join(group.tools)} {group.version} in {time.monotonic() - started:.0f}s into {cache_root()}",
-          file=sys.stderr)
+    print(f"built {', '.join(group.tools)} {group.version} in {time.monotonic() - started:.0f}s "
+          f"({gobuild.cpu_seconds():.0f} CPU-seconds) into {cache_root()}", file=sys.stderr)
 
 
 def _build_after(group: Group, pending: dict[str, concurrent.futures.Future[dict[str, Path]]]) -> dict[str, Path]:
