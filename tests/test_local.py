@@ -232,3 +232,15 @@ def test_dataplane_node_names_the_missing_debian_package(monkeypatch: pytest.Mon
     assert "ipset (apt-get install -y ipset)" in missing and "nft (apt-get install -y nftables)" in missing
     with pytest.raises(dataplane.DataplaneError, match="apt-get install -y ipset"):
         dataplane.require_host()
+
+
+def test_dataplane_pod_blocks_hold_a_full_node_and_do_not_overlap() -> None:
+    """Each dataplane node's pod block has an address for every pod its capacity admits, and no two blocks overlap."""
+    import ipaddress
+
+    from calico_component.local import dataplane
+
+    blocks = [ipaddress.ip_network(dataplane.pod_network(i)) for i in range(4)]
+    capacity = dataplane.DataplaneNode.max_pods  # the default capacity
+    assert all(block.num_addresses - 3 >= capacity for block in blocks)  # network, broadcast, the node side's .1
+    assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1:])

@@ -45,8 +45,9 @@ HOST_COMMANDS = {
 }
 #: Node addresses of dataplane nodes: 10.100.200.<1 + index> (kwok's nodes count up from 10.100.0.1).
 DATAPLANE_NODE_BASE = int(NODE_NETWORK.network_address) + 200 * 256
-#: Pod addresses of dataplane node ``index``: 10.201.<index>.0/24 (kwok gives its pods 10.200.0.0/16).
+#: Pod addresses of dataplane nodes (kwok gives its pods 10.200.0.0/16), a /22 each: room for DataplaneNode.max_pods.
 DATAPLANE_POD_NETWORK = ipaddress.IPv4Network("10.201.0.0/16")
+POD_PREFIX_LENGTH = 22
 #: The API server's address inside every dataplane node (its forwarder on the node's loopback).
 NODE_API_PORT = 6443
 
@@ -77,7 +78,8 @@ def node_address(index: int) -> str:
 
 
 def pod_network(index: int) -> str:
-    return str(list(DATAPLANE_POD_NETWORK.subnets(new_prefix=24))[index])
+    """Node ``index``'s pod block: 10.201.<4 * index>.0/22."""
+    return str(list(DATAPLANE_POD_NETWORK.subnets(new_prefix=POD_PREFIX_LENGTH))[index])
 
 
 @dataclass
@@ -93,7 +95,7 @@ class DataplaneNode:
     pod_network: str = "vcn-native"
     name: str = "dataplane-0"
     index: int = 0
-    #: Pods the node accepts (its capacity).
+    #: Pods the node accepts (its capacity): its pod block (pod_network) has an address for each.
     max_pods: int = 1000
     startup_timeout: float = 60.0
     #: Where the node's directory (logs, state) is created (default: the control plane's directory).
