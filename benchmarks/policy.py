@@ -8,7 +8,8 @@ For each size (pods on the node, extra NetworkPolicies in the namespace):
 
 - from creation: a default-deny NetworkPolicy created through the API; the latency is the start of
   the first probe that began after the create call returned and timed out; then its deletion, and
-  the first probe after it that connects;
+  the first probe after it that connects. The first cycle after pods or policies were added is shown
+  apart: Felix is still programming them, and the new policy waits behind them;
 - from `pulumi up`: the demo program's ``policies`` switched on and off with `pulumi up`; the latency
   is from `up` returning to the first probe begun after it that sees the change (0 when it was in force
   already, less than a probe interval).
@@ -72,6 +73,8 @@ class Probe:
 class Point:
     pods: int
     policies: int
+    #: Deny from create, the first cycle right after the fillers and extra policies changed (queued behind them).
+    first: float = 0.0
     created: list[float] = field(default_factory=list)
     deleted: list[float] = field(default_factory=list)
     up_on: list[float] = field(default_factory=list)
@@ -103,7 +106,12 @@ def scale_fillers(k8s: Any, count: int) -> None:
     def ready() -> bool:
         d: Any = apps.read_namespaced_deployment("filler", NAMESPACE)
         return (d.status.ready_replicas or 0) == count and (d.status.replicas or 0) == count
+
+    def settled() -> bool:  # the pods of a larger size are gone too (their network namespaces torn down)
+        pods: Any = client.CoreV1Api(k8s).list_namespaced_pod(NAMESPACE, label_selector="app=filler")
+        return len(pods.items) == count
     wait_for(ready, 60 + count * 0.5, f"{count} filler pods running")
+    wait_for(settled, 60 + count * 0.5, f"only {count} filler pods left")
 
 
 def set_extra_policies(k8s: Any, count: int, existing: int) -> None:
@@ -122,10 +130,14 @@ def set_extra_policies(k8s: Any, count: int, existing: int) -> None:
 
 def measure(e: Enforcement, probe: Probe, point: Point, repeat: int) -> None:
     api: Any = client.NetworkingV1Api(e.k8s)
-    for _ in range(repeat):
+    for cycle in range(repeat + 1):
         api.create_namespaced_network_policy(NAMESPACE, DENY)
         created = time.time()
-        point.created.append(probe.first_after(created, "timeout"))
+        latency = probe.first_after(created, "timeout")
+        if cycle == 0:
+            point.first = latency
+        else:
+            point.created.append(latency)
         time.sleep(0.5)
         api.delete_namespaced_network_policy(DENY["metadata"]["name"], NAMESPACE)
         deleted = time.time()
@@ -194,7 +206,8 @@ def main() -> int:
                 point = Point(pods, policies + 2)
                 measure(e, probe, point, args.repeat)
                 points.append(point)
-                print(f"measured {pods} pods, {policies} extra policies", file=sys.stderr, flush=True)
+                print(f"measured {pods} pods, {policies} extra policies: deny from create {point.first:.2f} first, "
+                      f"then {' '.join(f'{x:.2f}' for x in point.created)}", file=sys.stderr, flush=True)
         finally:
             probe.proc.terminate()
     report(points, args)
@@ -218,13 +231,14 @@ def _stats(values: list[float]) -> str:
 
 def report(points: list[Point], args: argparse.Namespace) -> None:
     print(f"Calico 3.28.0 vcn-native, Felix on a dataplane node; probe every {args.interval}s; seconds, median and max "
-          f"({args.repeat} API cycles, {max(1, args.repeat // 2)} `pulumi up` cycles per row)")
-    print(f"{'pods':>5} {'policies':>8}  {'deny from create':>16}  {'allow from delete':>17}  "
+          f"({args.repeat} API cycles after a first one, {max(1, args.repeat // 2)} `pulumi up` cycles per row)")
+    print(f"{'pods':>5} {'policies':>8}  {'first deny':>10}  {'deny from create':>16}  {'allow from delete':>17}  "
           f"{'deny from up':>14}  {'allow from up':>14}")
     for p in points:
-        print(f"{p.pods + 3:>5} {p.policies:>8}  {_stats(p.created):>16}  {_stats(p.deleted):>17}  "
+        print(f"{p.pods + 3:>5} {p.policies:>8}  {p.first:>10.2f}  {_stats(p.created):>16}  {_stats(p.deleted):>17}  "
               f"{_stats(p.up_on):>14}  {_stats(p.up_off):>14}")
-    print("pods: on the node (fillers + backend + 2 clients); policies: in the namespace besides the measured one")
+    print("pods: on the node (fillers + backend + 2 clients); policies: in the namespace besides the measured one;\n"
+          "first deny: from create, right after the row's pods and policies were added (Felix still programming them)")
 
 
 if __name__ == "__main__":
