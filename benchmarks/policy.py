@@ -73,12 +73,21 @@ class Probe:
 class Point:
     pods: int
     policies: int
-    #: Deny from create, the first cycle right after the fillers and extra policies changed (queued behind them).
-    first: float = 0.0
+    #: Deny from create, every cycle; the first ran right after the fillers and extra policies changed.
     created: list[float] = field(default_factory=list)
     deleted: list[float] = field(default_factory=list)
     up_on: list[float] = field(default_factory=list)
     up_off: list[float] = field(default_factory=list)
+
+    @property
+    def first(self) -> float:
+        """Deny from create right after the size changed (queued behind Felix programming the new pods/policies)."""
+        return self.created[0]
+
+    @property
+    def settled(self) -> list[float]:
+        """Deny from create in the cycles after the first."""
+        return self.created[1:]
 
 
 def start_probe(e: Enforcement, root: Path, interval: float) -> Probe:
@@ -130,14 +139,10 @@ def set_extra_policies(k8s: Any, count: int, existing: int) -> None:
 
 def measure(e: Enforcement, probe: Probe, point: Point, repeat: int) -> None:
     api: Any = client.NetworkingV1Api(e.k8s)
-    for cycle in range(repeat + 1):
+    for _ in range(repeat + 1):
         api.create_namespaced_network_policy(NAMESPACE, DENY)
         created = time.time()
-        latency = probe.first_after(created, "timeout")
-        if cycle == 0:
-            point.first = latency
-        else:
-            point.created.append(latency)
+        point.created.append(probe.first_after(created, "timeout"))
         time.sleep(0.5)
         api.delete_namespaced_network_policy(DENY["metadata"]["name"], NAMESPACE)
         deleted = time.time()
@@ -207,7 +212,7 @@ def main() -> int:
                 measure(e, probe, point, args.repeat)
                 points.append(point)
                 print(f"measured {pods} pods, {policies} extra policies: deny from create {point.first:.2f} first, "
-                      f"then {' '.join(f'{x:.2f}' for x in point.created)}", file=sys.stderr, flush=True)
+                      f"then {' '.join(f'{x:.2f}' for x in point.settled)}", file=sys.stderr, flush=True)
         finally:
             probe.proc.terminate()
     report(points, args)
@@ -235,7 +240,7 @@ def report(points: list[Point], args: argparse.Namespace) -> None:
     print(f"{'pods':>5} {'policies':>8}  {'first deny':>10}  {'deny from create':>16}  {'allow from delete':>17}  "
           f"{'deny from up':>14}  {'allow from up':>14}")
     for p in points:
-        print(f"{p.pods + 3:>5} {p.policies:>8}  {p.first:>10.2f}  {_stats(p.created):>16}  {_stats(p.deleted):>17}  "
+        print(f"{p.pods + 3:>5} {p.policies:>8}  {p.first:>10.2f}  {_stats(p.settled):>16}  {_stats(p.deleted):>17}  "
               f"{_stats(p.up_on):>14}  {_stats(p.up_off):>14}")
     print("pods: on the node (fillers + backend + 2 clients); policies: in the namespace besides the measured one;\n"
           "first deny: from create, right after the row's pods and policies were added (Felix still programming them)")
