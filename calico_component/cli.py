@@ -10,7 +10,7 @@ from typing import NoReturn, TextIO
 
 from .errors import CalicoError
 from .fetch import FetchOptions
-from .releases import KUBERNETES_MINORS, NETWORK_TYPES, NODE_OSES, SUPPORTED_VERSIONS, version_table
+from .releases import KUBERNETES_COLUMNS, KUBERNETES_MINORS, NETWORK_TYPES, NODE_OSES, SUPPORTED_VERSIONS, version_table
 from .render import render
 
 EXIT_ERROR = 1
@@ -136,10 +136,11 @@ def _versions(out: TextIO) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
-    out.write(
-        "\n(inferred): the source lost these cells; placement follows release dates. "
-        "Oracle supports only tested combinations.\n"
-    )
+    out.write("\n")
+    for edition in dict.fromkeys(KUBERNETES_COLUMNS.values()):
+        minors = [m for m, e in KUBERNETES_COLUMNS.items() if e == edition]
+        out.write(f"K8s {minors[0]}-{minors[-1]}: {edition}\n")
+    out.write("Oracle supports only tested combinations.\n")
 
 
 def _render(args: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from . import ownership
+from . import ownership, retired
 from .detect import (
     ClusterFacts,
     NodePoolFacts,
@@ -18,10 +18,10 @@ from .detect import (
     refuse_cni_mismatch,
     refuse_virtual_node_pools,
 )
-from .errors import ConfigurationError
+from .errors import ConfigurationError, GuardError
 from .fetch import FetchOptions
 from .flannel import DEFAULT_FLANNEL_ADDON_NAME, DaemonSetAbsent, OkeAddonDisabled
-from .ownership import OWNER_ANNOTATION, ClusterUnreachableError, OwnershipError
+from .ownership import OWNER_ANNOTATION, ClusterUnreachableError
 from .plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha, validate_typha_mode
 from .providers import KubernetesOptions, checked_kubeconfig, create_providers
 from .releases import (
@@ -57,6 +57,13 @@ AWAITED_KINDS = WORKLOAD_KINDS
 #: remove FELIX_TYPHAK8SSERVICENAME), and where calico-node does use Typha its own readiness (Felix ready) needs a
 #: Typha connection, while the calico-typha Deployment's rollout await covers Typha's pods.
 NEVER_AWAITED_KINDS = frozenset({"Service"})
+
+_UNCHECKED_RETIRED = (
+    "Calico {version} no longer enforces AdminNetworkPolicy and BaselineAdminNetworkPolicy objects. Without the "
+    "kubeconfig input calico-oke cannot read the cluster to check for them: before this install or upgrade, make sure "
+    "`kubectl get adminnetworkpolicies,baselineadminnetworkpolicies` lists none (move them to ClusterNetworkPolicy or "
+    "Calico policy), or pass kubeconfig so the component checks."
+)
 
 
 @dataclass(kw_only=True)
@@ -196,6 +203,8 @@ class Calico(pulumi.ComponentResource):
 
         if kubeconfig is not None:
             kubeconfig = self._guarded(kubeconfig, rendered, args.adopt_existing)
+        elif retired.retired_kinds(rendered.calico_version):
+            pulumi.log.warn(_UNCHECKED_RETIRED.format(version=rendered.calico_version), resource=self)
         k8s_opts = create_providers(name, kubeconfig, args.cluster_id, adopt_existing=args.adopt_existing, parent=self)
         removal: list[pulumi.Resource] = []
         if cluster.network_type == "flannel-overlay" and args.remove_flannel:
@@ -204,18 +213,23 @@ class Calico(pulumi.ComponentResource):
         self._register(rendered, typha, pod_cidr)
 
     def _guarded(self, kubeconfig: pulumi.Output[str], rendered: RenderResult, adopt: bool) -> pulumi.Output[str]:
-        """The kubeconfig, available to the providers only once the cluster was checked (``ownership``): when another
-        stack or a hand install owns Calico there, preview fails before any provider exists, so nothing changes."""
-        objects, me = list(rendered.objects), stack_identity()
+        """The kubeconfig, available to the providers only once the cluster was checked: when another stack or a hand
+        install owns Calico there (``ownership``), or when the release would silently stop enforcing policy objects the
+        cluster holds (``retired``), preview fails before any provider exists, so nothing changes."""
+        objects, me, version = list(rendered.objects), stack_identity(), rendered.calico_version
 
         def check(text: str) -> str:
             try:
                 ownership.check_cluster(text, objects, me, adopt)
+                warning = retired.check_cluster(text, version)
             except ClusterUnreachableError as exc:
-                pulumi.log.warn(f"could not check who manages Calico on the cluster: {exc}", resource=self)
-            except OwnershipError as exc:
+                pulumi.log.warn(f"could not check the cluster before changing Calico: {exc}", resource=self)
+            except GuardError as exc:
                 # Raised inside an apply: a RunError is shown as its message alone, any other exception with a traceback.
                 raise pulumi.RunError(str(exc)) from None
+            else:
+                if warning:
+                    pulumi.log.warn(warning, resource=self)
             return text
 
         return kubeconfig.apply(check)

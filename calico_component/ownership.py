@@ -12,8 +12,9 @@ before the mark; the next ``up`` marks them.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +87,7 @@ def _path(obj: K8sObject) -> str:
     return f"{base}{scope}/{kind.lower()}s/{name}"
 
 
-def _get(api_client: Any, path: str) -> tuple[int, bytes]:
+def get(api_client: Any, path: str) -> tuple[int, bytes]:
     """One authenticated GET through the official client: (HTTP status, body)."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
@@ -103,7 +104,7 @@ def _get(api_client: Any, path: str) -> tuple[int, bytes]:
 
 def _read(api_client: Any, obj: K8sObject) -> LiveObject | None:
     kind, namespace, name = object_key(obj)
-    status, body = _get(api_client, _path(obj))
+    status, body = get(api_client, _path(obj))
     if status == 404:
         return None
     if status >= 300:
@@ -122,8 +123,10 @@ def read_live(api_client: Any, objects: Iterable[K8sObject]) -> list[LiveObject]
     return [o for o in found if o is not None]
 
 
-def check_cluster(kubeconfig: str, objects: Sequence[K8sObject], me: str, adopt_existing: bool) -> None:
-    """Read the cluster and raise OwnershipError when this stack must not manage its Calico objects there."""
+@contextlib.contextmanager
+def api_client_for(kubeconfig: str, purpose: str) -> Iterator[Any]:
+    """An official Kubernetes API client for ``kubeconfig`` (closed afterwards); a bad kubeconfig is an OwnershipError
+    saying what it was needed for, with no secret of it quoted."""
     from kubernetes import config
 
     from .credentials import load_kubeconfig, scrub, secret_values
@@ -131,11 +134,17 @@ def check_cluster(kubeconfig: str, objects: Sequence[K8sObject], me: str, adopt_
     try:
         api_client = config.new_client_from_config_dict(load_kubeconfig(kubeconfig))  # type: ignore[no-untyped-call]
     except (config.ConfigException, TypeError) as exc:
-        raise OwnershipError(f"cannot load the kubeconfig to check who manages Calico: "
+        raise OwnershipError(f"cannot load the kubeconfig to {purpose}: "
                              f"{scrub(str(exc), secret_values(kubeconfig))}") from None
     try:
-        problem = ownership_problem(read_live(api_client, objects), me, adopt_existing)
+        yield api_client
     finally:
         api_client.close()
+
+
+def check_cluster(kubeconfig: str, objects: Sequence[K8sObject], me: str, adopt_existing: bool) -> None:
+    """Read the cluster and raise OwnershipError when this stack must not manage its Calico objects there."""
+    with api_client_for(kubeconfig, "check who manages Calico") as api_client:
+        problem = ownership_problem(read_live(api_client, objects), me, adopt_existing)
     if problem:
         raise OwnershipError(problem)

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from .errors import ConfigurationError, ManifestShapeError
 from .parsing import K8sObject, Manifest, describe
@@ -87,14 +87,31 @@ class TransformOptions:
 
 
 def validate_registry(registry: str) -> str:
-    """A registry prefix such as ``iad.ocir.io/mytenancy/calico``; no scheme, no tag."""
+    """A registry prefix such as ``iad.ocir.io/mytenancy/calico``: a registry host first, no scheme, no tag."""
     r = registry.strip().rstrip("/")
     if not r or "://" in r or not _REGISTRY_RE.match(r):
         raise ConfigurationError(
             f"image registry {registry!r} is not a registry prefix like 'iad.ocir.io/mytenancy/calico' "
             "(lowercase host[:port]/path, no scheme, no tag)"
         )
+    if not is_registry_host(r.partition("/")[0]):
+        raise ConfigurationError(
+            f"image registry {registry!r} does not start with a registry host: from Kubernetes 1.34.1 OKE's CRI-O "
+            "pulls only fully qualified image names, so give the host too, like 'iad.ocir.io/mytenancy/calico' "
+            "or 'docker.io/myorg'"
+        )
     return r
+
+
+def is_registry_host(component: str) -> bool:
+    """True for an image name's first component that names a registry (``quay.io``, ``host:5000``, ``localhost``)."""
+    return "." in component or ":" in component or component == "localhost"
+
+
+def qualified(image: str) -> bool:
+    """True when an image reference starts with a registry host (``quay.io/calico/node:v3.31.5``)."""
+    first, sep, _ = image.partition("/")
+    return bool(sep) and is_registry_host(first)
 
 
 def validate_pod_cidr(cidr: str) -> str:
@@ -248,14 +265,35 @@ def add_env(manifest: Manifest, pairs: Iterable[tuple[str, str]], version: str =
 
 
 def rewrite_image(image: str, registry: str) -> str:
-    """``docker.io/calico/node:v3.28.0`` -> ``<registry>/calico/node:v3.28.0``; already rewritten stays."""
+    """``quay.io/calico/node:v3.32.0`` -> ``<registry>/calico/node:v3.32.0``; already rewritten stays."""
     reg = registry.rstrip("/")
     if image.startswith(reg + "/"):
         return image
-    first, sep, rest = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        image = rest
+    if qualified(image):
+        image = image.partition("/")[2]
     return f"{reg}/{image}"
+
+
+def _containers(obj: K8sObject) -> list[dict[str, Any]]:
+    """The containers and init containers of an object's pod template (none for objects without one)."""
+    spec = obj.get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    pod = template.get("spec") if isinstance(template, dict) else None
+    if not isinstance(pod, dict):
+        return []
+    return [c for key in ("initContainers", "containers") for c in pod.get(key) or [] if isinstance(c, dict)]
+
+
+def require_qualified_images(manifest: Manifest, version: str = "unknown") -> Manifest:
+    """Every image starts with a registry host (OKE's CRI-O from Kubernetes 1.34.1 pulls nothing else); returns the
+    manifest unchanged, or raises ManifestShapeError naming the first object, container and image that does not."""
+    for obj in manifest:
+        for c in _containers(obj):
+            image = c.get("image")
+            if not isinstance(image, str) or not qualified(image):
+                raise _shape(version, describe(obj), f"containers[{c.get('name')}].image",
+                             f"is {image!r}, not a fully qualified name (registry host first), which OKE's CRI-O needs")
+    return manifest
 
 
 def rewrite_images(manifest: Manifest, registry: str) -> Manifest:
@@ -263,17 +301,13 @@ def rewrite_images(manifest: Manifest, registry: str) -> Manifest:
     reg = validate_registry(registry)
     out: Manifest = []
     for obj in manifest:
-        spec = obj.get("spec")
-        template = spec.get("template") if isinstance(spec, dict) else None
-        if not (isinstance(template, dict) and isinstance(template.get("spec"), dict)):
+        if not _containers(obj):
             out.append(obj)
             continue
         new = copy.deepcopy(obj)
-        pod = cast(dict[str, Any], new["spec"]["template"]["spec"])
-        for key in ("initContainers", "containers"):
-            for c in pod.get(key) or []:
-                if isinstance(c, dict) and isinstance(c.get("image"), str):
-                    c["image"] = rewrite_image(c["image"], reg)
+        for c in _containers(new):
+            if isinstance(c.get("image"), str):
+                c["image"] = rewrite_image(c["image"], reg)
         out.append(new)
     return out
 
@@ -365,6 +399,7 @@ def transform(manifest: Manifest, options: TransformOptions) -> Manifest:
     if options.image_registry is not None:
         registry = options.image_registry
         steps.append(lambda m: rewrite_images(m, registry))
+    steps.append(lambda m: require_qualified_images(m, options.version))
     result = manifest
     for step in steps:
         result = step(result)

@@ -65,6 +65,14 @@ def upstream_objects(version: str, file: str) -> list[dict[str, Any]]:
     return [d for d in yaml.load_all(upstream_bytes(version, file), Loader=yaml.CSafeLoader) if d]
 
 
+def upstream_image(version: str, name: str = "calico-node") -> str:
+    """The image upstream's file for ``version`` gives a workload's first container (``quay.io/calico/node:v3.32.0``),
+    read from the upstream file itself, not from a render."""
+    return str(next(o["spec"]["template"]["spec"]["containers"][0]["image"]
+                    for o in upstream_objects(version, "calico-policy-only.yaml")
+                    if o["kind"] in ("DaemonSet", "Deployment") and o["metadata"]["name"] == name))
+
+
 def kubeconfig_text(token: str = "test-token-0123456789abcdef", server: str = "https://127.0.0.1:6443") -> str:
     """A well-formed kubeconfig with a bearer token, as users pass them (contents, not a path)."""
     return (
@@ -81,15 +89,20 @@ OwnershipCall = tuple[str, bool, int]  # (stack identity, adopt_existing, how ma
 
 @pytest.fixture()
 def ownership_checks(monkeypatch: pytest.MonkeyPatch) -> list[OwnershipCall]:
-    """Unit tests have no cluster: the component's ownership check records what it was asked instead of reading one."""
-    from calico_component import ownership
+    """Unit tests have no cluster: the component's checks of the cluster (ownership, policy a release no longer
+    enforces) record what they were asked instead of reading one."""
+    from calico_component import ownership, retired
 
     calls: list[OwnershipCall] = []
 
     def record(kubeconfig: str, objects: Any, me: str, adopt_existing: bool) -> None:
         calls.append((me, adopt_existing, len(objects)))
 
+    def record_retired(kubeconfig: str, calico_version: str) -> None:
+        calls.append((f"retired-policy check for {calico_version}", False, 0))
+
     monkeypatch.setattr(ownership, "check_cluster", record)
+    monkeypatch.setattr(retired, "check_cluster", record_retired)
     return calls
 
 

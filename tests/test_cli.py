@@ -14,7 +14,8 @@ import yaml
 from tests.conftest import REPO, upstream_objects
 from tests.https_server import ManifestServer
 
-VERSIONS = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0"]
+#: Every row of Oracle's table, both editions (PROCEDURE.md).
+VERSIONS = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0", "3.30.3", "3.31.5", "3.32.0"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -49,6 +50,10 @@ def test_render_all_versions_both_modes_both_os(version: str, mirror: Path, tmp_
             env = {e["name"]: e.get("value") for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]}
             assert (env.get("FELIX_IPTABLESBACKEND") == "NFT") == (os_name == "oracle-linux-8")
             assert (env.get("FELIX_INTERFACEPREFIX") == "oci") == (mode == "vcn-native")
+            images = [c["image"] for d in docs for k in ("initContainers", "containers")
+                      for c in d.get("spec", {}).get("template", {}).get("spec", {}).get(k, [])]
+            host = "quay.io" if version >= "3.31" else "docker.io"
+            assert images and all(i.startswith(f"{host}/calico/") and i.endswith(f":v{version}") for i in images)
 
 
 def test_render_to_stdout(mirror: Path) -> None:
@@ -77,15 +82,21 @@ def test_render_over_https_with_image_registry(mirror: Path, tmp_path: Path) -> 
 
 
 def test_versions_lists_table_with_inferred_marks() -> None:
-    """versions prints all eight releases and marks the inferred tested cells as inferred."""
+    """versions prints every release on columns 1.30-1.36: the original page's cells inferred, today's printed."""
     proc = run("versions")
     assert proc.returncode == 0
-    for v in VERSIONS:
-        assert v in proc.stdout
-    row = next(line for line in proc.stdout.splitlines() if line.startswith("3.30.0"))
-    assert row.split("  ")[0] == "3.30.0" and row.rstrip().endswith("tested (inferred)")
-    row = next(line for line in proc.stdout.splitlines() if line.startswith("3.25.1"))
-    assert "tested (" not in row and row.count("not tested") == 4
+    lines = proc.stdout.splitlines()
+    assert lines[0].split("  ")[0] == "Calico"
+    assert [c.strip() for c in lines[0].split("  ") if c.strip()][1:] == [f"K8s 1.{m}" for m in range(30, 37)]
+    rows = {line.split()[0]: [c.strip() for c in line.split("  ") if c.strip()][1:] for line in lines[1:12]}
+    assert list(rows) == VERSIONS
+    assert rows["3.30.0"] == ["not tested"] * 3 + ["tested (inferred)"] + ["not tested"] * 3
+    assert rows["3.30.3"] == ["not tested"] * 4 + ["tested"] + ["not tested"] * 2
+    assert rows["3.31.5"] == ["not tested"] * 5 + ["tested", "not tested"]
+    assert rows["3.32.0"] == ["not tested"] * 6 + ["tested"]
+    assert rows["3.25.1"] == ["not tested"] * 7
+    assert any(line.startswith("K8s 1.30-1.33: Oracle's original page") and "inferred" in line for line in lines)
+    assert any(line.startswith("K8s 1.34-1.36: Oracle's page as published in September 2026") for line in lines)
 
 
 def test_help_documents_every_flag() -> None:

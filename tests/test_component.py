@@ -327,14 +327,14 @@ def test_only_services_skip_the_await_by_default(mocks: Recorder) -> Any:
 @pulumi.runtime.test
 def test_every_object_is_marked_and_checked_before_anything_exists(mocks: Recorder,
                                                                    ownership_checks: list[OwnershipCall]) -> Any:
-    """With a kubeconfig the cluster is checked once, for every rendered object, as this stack; every object carries
-    the stack's mark."""
+    """With a kubeconfig the cluster is checked once, for every rendered object, as this stack, then for policy the
+    release no longer enforces; every object carries the stack's mark."""
     calico = Calico("calico", _args(kubeconfig=kubeconfig_text(), adopt_existing=True))
 
     def check(_: Any) -> None:
         me = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
         children = _k8s(mocks)
-        assert ownership_checks == [(me, True, len(children))]
+        assert ownership_checks == [(me, True, len(children)), ("retired-policy check for 3.28.0", False, 0)]
         marks = {((inputs.get("metadata") or {}).get("annotations") or {}).get("calico-oke.io/stack")
                  for _t, _n, inputs in children}
         assert marks == {me}

@@ -11,9 +11,9 @@ from calico_component import FetchOptions, ManifestShapeError, render
 from calico_component.errors import ConfigurationError
 from calico_component.parsing import parse_manifest
 from calico_component.transforms import TransformOptions, transform
-from tests.conftest import mirror_path, upstream_bytes, upstream_objects
+from tests.conftest import mirror_path, upstream_bytes, upstream_image, upstream_objects
 
-VERSIONS = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0"]
+VERSIONS = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0", "3.30.3", "3.31.5", "3.32.0"]
 FILES = {"flannel-overlay": "calico.yaml", "vcn-native": "calico-policy-only.yaml"}
 
 # Written from PROCEDURE.md section B.3.6 and A.5, not from the code.
@@ -115,6 +115,63 @@ def test_image_registry_rewrites_every_image() -> None:
     assert images and all(i.startswith("iad.ocir.io/mytenancy/calico/calico/") for i in images)
     assert "iad.ocir.io/mytenancy/calico/calico/node:v3.28.0" in images
     assert not any("docker.io" in i for i in images)
+
+
+@pytest.mark.parametrize("mode", ["flannel-overlay", "vcn-native"])
+def test_image_registry_rewrites_quay_images_like_docker_ones(mode: str) -> None:
+    """3.31+ images come from quay.io: the mirror replaces that host exactly as it replaces docker.io (repo and tag
+    kept, init containers included), and nothing of quay.io is left."""
+    images = {v: _images(_render(v, mode, "oracle-linux-8", image_registry="iad.ocir.io/t/calico")) for v in
+              ("3.30.3", "3.31.5")}
+    upstream = {v: _images(upstream_objects(v, FILES[mode])) for v in ("3.30.3", "3.31.5")}
+    assert any(i.startswith("quay.io/") for i in upstream["3.31.5"])
+    assert all(i.startswith("docker.io/") for i in upstream["3.30.3"])
+    for v in images:
+        assert images[v] and all(i.startswith("iad.ocir.io/t/calico/calico/") and i.endswith(f":v{v}") for i in images[v])
+    assert "iad.ocir.io/t/calico/calico/node:v3.31.5" in images["3.31.5"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_deployed_image_is_fully_qualified(version: str) -> None:
+    """Every image a render deploys starts with a registry host (CRI-O on OKE 1.34.1+ pulls nothing else)."""
+    for mode in FILES:
+        images = _images(_render(version, mode, "oracle-linux-8"))
+        assert images and all(i.split("/")[0] in ("docker.io", "quay.io") for i in images), images
+
+
+def test_an_unqualified_upstream_image_fails_loudly() -> None:
+    """An upstream manifest whose image lost its registry host is a ManifestShapeError naming the object, container
+    and image; the same manifest with the host is rendered."""
+    def mutate(ds: dict[str, Any]) -> None:
+        _container(ds)["image"] = "calico/node:v3.28.0"
+
+    good = parse_manifest(upstream_bytes("3.28.0", "calico-policy-only.yaml"))
+    options = TransformOptions(network_type="vcn-native", node_os="oracle-linux-8", version="3.28.0")
+    assert transform(good, options)
+    with pytest.raises(ManifestShapeError) as info:
+        transform(parse_manifest(_without(mutate)), options)
+    message = str(info.value)
+    assert "DaemonSet kube-system/calico-node" in message and "containers[calico-node].image" in message
+    assert "'calico/node:v3.28.0'" in message and "fully qualified" in message
+
+
+@pytest.mark.parametrize("registry", ["mycalico", "mytenancy/calico"])
+def test_a_registry_without_a_host_is_refused(registry: str) -> None:
+    """image_registry must start with a registry host; the error names the value and shows a qualified one."""
+    assert _render("3.32.0", "vcn-native", "oracle-linux-8", image_registry="localhost:5000/calico")
+    with pytest.raises(ConfigurationError) as info:
+        _render("3.32.0", "vcn-native", "oracle-linux-8", image_registry=registry)
+    assert repr(registry) in str(info.value) and "registry host" in str(info.value)
+    assert "iad.ocir.io/mytenancy/calico" in str(info.value)
+
+
+def _images(objects: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for o in objects:
+        pod = o.get("spec", {}).get("template", {}).get("spec")
+        if pod:
+            found += [c["image"] for k in ("initContainers", "containers") for c in pod.get(k, [])]
+    return found
 
 
 def test_image_registry_is_off_by_default() -> None:
@@ -243,7 +300,7 @@ def test_flannel_overlay_with_typha_matches_upstream_typha_manifest(version: str
     assert _named(rendered, "ConfigMap", "calico-config")["data"]["typha_service_name"] == TYPHA_SERVICE_NAME
     typha = _named(rendered, "Deployment", "calico-typha")
     assert typha["spec"]["replicas"] == TYPHA_UPSTREAM_REPLICAS
-    assert typha["spec"]["template"]["spec"]["containers"][0]["image"] == f"docker.io/calico/typha:v{version}"
+    assert typha["spec"]["template"]["spec"]["containers"][0]["image"] == upstream_image(version, "calico-typha")
     assert _named(rendered, "Service", "calico-typha")["spec"]["ports"][0]["port"] == TYPHA_PORT
     env = {e["name"]: e for e in _container(_named(rendered, "DaemonSet", "calico-node"))["env"]}
     assert env["FELIX_TYPHAK8SSERVICENAME"]["valueFrom"]["configMapKeyRef"] == {
