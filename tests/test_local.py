@@ -153,8 +153,8 @@ def test_demo_flannel_config_skips_the_oke_addon() -> None:
     (["demo", "--calico-version", "3.28.0", "--upgrade-to", "3.28.0"], "is the version being installed"),
     (["demo", "--nodes", "0"], "from 1 to 1000"),
     (["demo", "--stop", "/tmp"], "not a directory a demo kept"),
-    (["demo", "--enforce", "--calico-version", "3.30.0"], "built from source, which exists here for 3.28.0, 3.29.2"),
-    (["demo", "--enforce", "--upgrade-to", "3.30.0", "--calico-version", "3.28.0", "--apply-upgrade"], "3.30.0 is not"),
+    (["demo", "--enforce", "--calico-version", "3.30.0"], "built from source, which exists here for 3.30.3, 3.31.5, 3.32.0"),
+    (["demo", "--enforce", "--upgrade-to", "3.30.0", "--calico-version", "3.30.3", "--apply-upgrade"], "3.30.0 is not"),
 ])
 def test_demo_usage_errors_exit_2_in_one_line(argv: list[str], message: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,7 +189,8 @@ def test_each_calico_release_is_a_group_of_its_own(tmp_path: Path, monkeypatch: 
         group = tools.group_of(f"calico-node-{release}")
         assert group.tools == tools.calico_tools(release) == (
             f"calico-felix-{release}", f"calico-node-{release}", f"calico-cni-{release}")
-        assert group.bin_dir == tmp_path / f"calico-{release}" / "bin"
+        # The folder names the recipe's revision: a patched build never reuses binaries built before the patch.
+        assert group.bin_dir == tmp_path / f"calico-{release}-r{thirdparty.CALICO_RECIPE}" / "bin"
     assert set(tools.CALICO_TOOLS) <= set(tools.TOOL_NAMES) and not set(tools.CALICO_TOOLS) & set(tools.DEMO_TOOLS)
 
 

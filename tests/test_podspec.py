@@ -13,8 +13,8 @@ from calico_component.local.podspec import PodSpecError
 from tests.conftest import mirror_path
 
 
-def _rendered(network_type: str) -> list[dict[str, Any]]:
-    result = render("3.28.0", network_type, "oracle-linux-8", pod_cidr="10.244.0.0/16" if network_type == "flannel-overlay"
+def _rendered(network_type: str, version: str = "3.32.0") -> list[dict[str, Any]]:
+    result = render(version, network_type, "oracle-linux-8", pod_cidr="10.244.0.0/16" if network_type == "flannel-overlay"
                     else None, fetch_options=FetchOptions(mirror=str(mirror_path()), offline=True))
     return [dict(o) for o in result.objects]
 
@@ -92,23 +92,36 @@ def test_felix_service_env_is_what_the_image_exports() -> None:
     assert env["X"] == "y" and env["FELIX_ETCDENDPOINTS"] == ""
 
 
-def test_node_services_follow_the_backend_and_cni_settings() -> None:
-    """Policy only (vcn-native) runs Felix without BGP or CNI management; the overlay would run BIRD, which is
-    reported as not run."""
-    vcn = podspec.node_services(podspec.resolve_env(_calico_node_pod(_rendered("vcn-native")), {}))
-    assert vcn.long_running[0] == "-felix"
+@pytest.mark.parametrize("version", ["3.30.3", "3.31.5"])
+def test_node_services_follow_the_backend_and_cni_settings(version: str) -> None:
+    """Before 3.32, each helper is its own service: policy only (vcn-native) runs Felix without BGP or CNI management;
+    the overlay would run BIRD, which is reported as not run; 3.31 adds complete-startup."""
+    release = f"v{version}"
+    vcn = podspec.node_services(podspec.resolve_env(_calico_node_pod(_rendered("vcn-native", version)), {}), release)
+    assert "-felix" in vcn.long_running and "-status-reporter" in vcn.long_running
     assert "-monitor-addresses" not in vcn.long_running and "-monitor-token" not in vcn.long_running
     assert vcn.not_run == ()
-    objects = _rendered("flannel-overlay")
-    overlay_env = podspec.resolve_env(_calico_node_pod(objects), _config_maps(objects))
-    overlay = podspec.node_services(overlay_env)
+    assert ("-complete-startup" in vcn.long_running) == (version == "3.31.5")
+    objects = _rendered("flannel-overlay", version)
+    overlay = podspec.node_services(podspec.resolve_env(_calico_node_pod(objects), _config_maps(objects)), release)
     assert {"-felix", "-monitor-addresses", "-monitor-token"} <= set(overlay.long_running)
     assert overlay.not_run == ("bird", "bird6", "confd")
 
 
+def test_node_services_of_332_are_felix_and_one_consolidated_process() -> None:
+    """From 3.32 calico/node runs Felix and a single -node-services process (the helpers as goroutines)."""
+    vcn = podspec.node_services(podspec.resolve_env(_calico_node_pod(_rendered("vcn-native")), {}), "v3.32.0")
+    assert sorted(vcn.long_running) == ["-felix", "-node-services"] and vcn.not_run == ()
+    objects = _rendered("flannel-overlay")
+    overlay = podspec.node_services(podspec.resolve_env(_calico_node_pod(objects), _config_maps(objects)), "v3.32.0")
+    assert sorted(overlay.long_running) == ["-felix", "-node-services"]
+    assert overlay.not_run == ("bird", "bird6", "confd")
+
+
 @pytest.mark.parametrize(("image", "release"), [
-    ("docker.io/calico/node:v3.28.0", "v3.28.0"),
-    ("iad.ocir.io/tenancy/calico/node:v3.29.2", "v3.29.2"),
+    ("docker.io/calico/node:v3.30.3", "v3.30.3"),
+    ("quay.io/calico/node:v3.32.0", "v3.32.0"),
+    ("iad.ocir.io/tenancy/calico/node:v3.31.5", "v3.31.5"),
     ("calico/node:v3.30.0@sha256:" + "0" * 64, "v3.30.0"),
     ("docker.io/calico/node", None),
 ])

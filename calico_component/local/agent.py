@@ -60,7 +60,7 @@ class NodeConfig:
     host_netns_fd: int
     python: str
     probe_script: str
-    #: Release (``v3.28.0``) -> calico-node binary.
+    #: Release (``v3.32.0``) -> calico-node binary.
     calico_node: Mapping[str, str]
     #: Release -> Calico's CNI plugin binary (flannel-overlay: install-cni puts it on the node as calico, calico-ipam).
     calico_cni: Mapping[str, str] = field(default_factory=dict)
@@ -419,6 +419,8 @@ class CalicoState:
     uid: str
     release: str
     binary: str
+    #: The directory of this pod's Calico logs (``felix.log``, ``startup.log``, one per service).
+    logs: str = ""
     felix_env: dict[str, str] = field(default_factory=dict)
     felix_pid: int | None = None
     ready: bool = False
@@ -441,7 +443,7 @@ class CalicoNodePod(PodRuntime):
         self.binary = binary
         self.logs = Path(ctx.cfg.workdir) / "calico" / f"{pod['metadata']['name']}-{pod['metadata']['uid'][:8]}"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.state = CalicoState(self.key, pod["metadata"]["uid"], release, binary)
+        self.state = CalicoState(self.key, pod["metadata"]["uid"], release, binary, str(self.logs))
         self.services: list[Service] = []
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._container, name=f"calico-node {self.key}", daemon=True)
@@ -488,7 +490,7 @@ class CalicoNodePod(PodRuntime):
         if nodename.is_file():
             self.env["NODENAME"] = nodename.read_text().strip()
         self._once("-allocate-tunnel-addrs", "-allocate-tunnel-addrs-run-once", timeout=60)
-        plan = podspec.node_services(self.env)
+        plan = podspec.node_services(self.env, self.state.release)
         self.state.not_run = list(plan.not_run)
         self.services = [Service(flag, self.logs / f"{flag.lstrip('-')}.log") for flag in plan.long_running]
         for service in self.services:

@@ -84,10 +84,10 @@ def pod_network(index: int) -> str:
 
 @dataclass
 class DataplaneNode:
-    """``with DataplaneNode(cp, {"v3.28.0": path_to_calico_node}) as node:`` -- see the module docstring."""
+    """``with DataplaneNode(cp, {"v3.32.0": path_to_calico_node}) as node:`` -- see the module docstring."""
 
     control_plane: ControlPlane
-    #: Calico release (``v3.28.0``) -> its calico-node binary (``tools.calico_tools``).
+    #: Calico release (``v3.32.0``) -> its calico-node binary (``tools.calico_tools``).
     calico_node: Mapping[str, Path]
     #: Release -> Calico's CNI plugin (``calico-cni-<release>``): what install-cni puts on a flannel-overlay node.
     calico_cni: Mapping[str, Path] = field(default_factory=dict)

@@ -31,7 +31,8 @@ PROVIDER_MODULE = "github.com/pulumi/pulumi-kubernetes/provider/v4"
 #: and the source of the schema.json that the third-party v4.32.0 snapshot lacks.
 PROVIDER_MODULE_VERSION = "v4.0.0-20260115033456-f47bc2d6f199"
 PROVIDER_SDK_VERSION = "v4.24.0"
-KUBERNETES_VERSION = "v1.33.13"
+#: OKE's newest supported Kubernetes (1.34-1.36 today); the proxy serves v1.36.3.
+KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 #: Built from k8s.io/kubernetes at KUBERNETES_VERSION.

@@ -168,32 +168,43 @@ class NodeServices:
     not_run: tuple[str, ...]
 
 
-def node_services(env: Mapping[str, str]) -> NodeServices:
-    """The runit services calico/node enables for ``env`` (its rc.local's decisions, in its order)."""
-    services: list[str] = []
-    if not env.get("CALICO_DISABLE_FELIX"):
-        services.append("-felix")
+def node_services(env: Mapping[str, str], release: str) -> NodeServices:
+    """The runit services calico/node's ``rc.local`` enables for ``env`` in ``release`` (its decisions, in its order).
+
+    3.30 runs each helper as its own service; 3.31 adds ``-complete-startup`` (marks the node's network available once
+    Calico is ready); 3.32 folds every helper into one ``-node-services`` process beside Felix.
+    """
     backend = env.get("CALICO_NETWORKING_BACKEND", "bird")
+    felix = () if env.get("CALICO_DISABLE_FELIX") else ("-felix",)
+    not_run = () if backend in ("none", "vxlan") else ("bird", "bird6", "confd")
+    if release_tuple(release) >= (3, 32):
+        return NodeServices(("-node-services", *felix), not_run)
+    services: list[str] = ["-complete-startup"] if release_tuple(release) >= (3, 31) else []
+    services += felix
     if backend != "none":
         services.append("-monitor-addresses")
     services += ["-allocate-tunnel-addrs", "-status-reporter"]
     if env.get("CALICO_MANAGE_CNI") != "false":
         services.append("-monitor-token")
-    not_run = () if backend in ("none", "vxlan") else ("bird", "bird6", "confd")
     return NodeServices(tuple(services), not_run)
+
+
+def release_tuple(release: str) -> tuple[int, ...]:
+    """``v3.31.5`` -> (3, 31, 5)."""
+    return tuple(int(part) for part in release.lstrip("v").split("."))
 
 
 _TAG = re.compile(r":(v\d+\.\d+\.\d+)(?:@.*)?$")
 
 
 def image_release(image: str) -> str | None:
-    """The Calico release an image runs (``docker.io/calico/node:v3.28.0`` -> ``v3.28.0``), None without a tag."""
+    """The Calico release an image runs (``quay.io/calico/node:v3.32.0`` -> ``v3.32.0``), None without a tag."""
     match = _TAG.search(image)
     return match[1] if match else None
 
 
 def image_registry(image: str) -> str:
-    """The registry part of an image reference (``docker.io`` in ``docker.io/calico/node:v3.28.0``)."""
+    """The registry part of an image reference (``quay.io`` in ``quay.io/calico/node:v3.32.0``)."""
     return image.split("/", 1)[0] if "/" in image else "docker.io"
 
 

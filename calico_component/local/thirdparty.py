@@ -33,7 +33,7 @@ PROVIDER_REQUIRES = (
 PROVIDER_SDK_REQUIRE = "github.com/pulumi/pulumi-kubernetes/sdk/v4@v4.31.1"
 #: Calico releases whose Felix, calico-node and CNI plugin are built from ``calico-<version>`` snapshots (the proxy
 #: refuses github.com/projectcalico/calico): what the local dataplane node runs for a calico/node image of that tag.
-CALICO_VERSIONS = ("v3.28.0", "v3.29.2")
+CALICO_VERSIONS = ("v3.30.3", "v3.31.5", "v3.32.0")
 #: Each Calico build's binaries (the tool is ``<binary>-<version>``) and the package it is built from.
 CALICO_BINARIES = {
     "calico-felix": "./felix/cmd/calico-felix",
@@ -82,12 +82,14 @@ def source(folder: str) -> Path:
 
 @dataclass(frozen=True)
 class Patch:
-    """Insert ``text`` before the one occurrence of ``anchor`` in ``file`` (``anchor=""``: append)."""
+    """Insert ``text`` before the one occurrence of ``anchor`` in ``file`` (``anchor=""``: append), or with ``replace``
+    put it in the anchor's place."""
 
     file: str
     anchor: str
     text: str
     why: str
+    replace: bool = False
 
     def apply(self, tree: Path) -> None:
         path = tree / self.file
@@ -101,7 +103,7 @@ class Patch:
                 f"times. The upstream source changed; update the patch in calico_component/local/thirdparty.py "
                 f"({self.why})"
             )
-        path.write_text(content.replace(self.anchor, self.text + self.anchor))
+        path.write_text(content.replace(self.anchor, self.text if self.replace else self.text + self.anchor))
 
 
 PYTHON_HOST_PATCHES = (
@@ -124,6 +126,30 @@ NODEJS_HOST_PATCHES = (
         "\treturn p.target.ExistsResource(ctx, req)\n"
         "}\n"),
           "SDK v3.274.1's ResourceMonitorServer has ExistsResource, which the v3.259.0 proxy lacks"),
+)
+
+#: The Calico build recipe's revision (the tool cache folder ends with it): 2 since CALICO_PATCHES.
+CALICO_RECIPE = 2
+CALICO_PATCHES = (
+    Patch("felix/bpf/libbpf/libbpf_stub.go",
+          'func OpenObject(filename string) (*Obj, error) {\n\tpanic("LIBBPF syscall stub")\n}\n',
+          "func OpenObject(filename string) (*Obj, error) {\n\treturn nil, objectNotLoaded(filename)\n}\n\n"
+          "// objectNotLoaded is what OpenObject returns without libbpf (added by calico-oke's build step).\n"
+          "type objectNotLoaded string\n\n"
+          "func (f objectNotLoaded) Error() string {\n"
+          '\treturn "BPF object " + string(f) + " not opened: built without libbpf (CGO_ENABLED=0)"\n}\n',
+          "from 3.31, Felix's start-up in iptables mode removes any leftover connect-time load balancer, which opens a "
+          "BPF object file through libbpf; without cgo the stub panicked there. An error instead is what libbpf gives "
+          "on a node without that file, and Felix logs it and goes on ('Failed to remove BPF connect-time load "
+          "balancer, ignoring')",
+          replace=True),
+    Patch("node/cmd/calico-node/main.go", "",
+          "\n// A goroutine that only sleeps, so that a command waiting for good (as -allocate-tunnel-addrs does with\n"
+          "// USE_POD_CIDR) is not declared deadlocked (added by calico-oke's build step).\n"
+          "func init() {\n\tgo func() {\n\t\tfor {\n\t\t\ttime.Sleep(time.Hour)\n\t\t}\n\t}()\n}\n",
+          "the image's calico-node is built with cgo, where Go's runtime never declares a deadlock; from 3.31, "
+          "-allocate-tunnel-addrs with USE_POD_CIDR=true (calico-policy-only.yaml) blocks on a channel that never "
+          "closes, which the CGO_ENABLED=0 build reports as 'all goroutines are asleep - deadlock!' and exits"),
 )
 
 
@@ -206,14 +232,41 @@ def calico_ldflags(version: str) -> str:
     return "-s -w " + " ".join(f"-X {stamp}" for stamp in stamps)
 
 
+#: The line of a snapshot's ``SNAPSHOT`` file that lists the ``go mod edit -replace`` arguments its build needs.
+SNAPSHOT_REPLACES = "listed with replaces:"
+
+
+def snapshot_replaces(snapshot: Path) -> tuple[str, ...]:
+    """The replaces a Calico snapshot declares (``old=new@version`` each); none when it lists none or has no file.
+
+    3.31.5's go.mod asks for k8s.io modules at versions the proxy refuses; its snapshot names the served ones
+    (and the knftables version its Felix compiles against). The go.mod stays upstream's; the build applies these.
+    """
+    if not snapshot.is_file():
+        return ()
+    for line in snapshot.read_text().splitlines():
+        if line.startswith(SNAPSHOT_REPLACES):
+            replaces = tuple(r for r in line[len(SNAPSHOT_REPLACES):].split() if r != "none")
+            malformed = [r for r in replaces if not re.fullmatch(r"[^=@\s]+=[^=@\s]+@[^=@\s]+", r)]
+            if malformed:
+                raise ToolError(f"{snapshot}: replaces must read module=module@version, not {', '.join(malformed)}")
+            return replaces
+    return ()
+
+
 def build_calico(version: str, work: Path, out_dir: Path, log: Path) -> None:
-    """calico-felix, calico-node and the CNI plugin ``calico`` of one release, unmodified, in one ``go build``.
+    """calico-felix, calico-node and the CNI plugin ``calico`` of one release, in one ``go build``, with CALICO_PATCHES.
 
     CGO_ENABLED=0 (gobuild.run): Felix's libbpf code is replaced by its ``!cgo`` stubs, which drops only the eBPF
     dataplane; the iptables/nftables dataplane OKE's manifests use is complete. The snapshot's go.mod resolves
     ``github.com/projectcalico/api`` to its own ``./api``; every other module comes from the proxy.
     """
     tree = gobuild.writable_copy(calico_source(version), work / "calico")
+    for patch in CALICO_PATCHES:
+        patch.apply(tree)
+    replaces = snapshot_replaces(tree / "SNAPSHOT")
+    if replaces:
+        gobuild.run([gobuild.go(), "mod", "edit", *(f"-replace={r}" for r in replaces)], tree, log)
     built = work / "out"
     built.mkdir()
     gobuild.run([gobuild.go(), "build", "-trimpath", "-ldflags", calico_ldflags(version), "-o", f"{built}{os.sep}",

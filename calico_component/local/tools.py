@@ -78,11 +78,15 @@ class Group:
     after: tuple[str, ...] = ()
     #: Minutes a cold build of this group alone took on 2 cores; estimated_minutes() adds the missing ones up.
     minutes: int = 1
+    #: Raised when the build or patch steps change what is built, so caches holding the old binaries are not used.
+    revision: int = 0
 
     @property
     def slug(self) -> str:
-        """Its folder in the cache: ``<name>-<version>`` (a name that already ends with the version is not repeated)."""
-        return self.name if self.name.endswith(self.version) else f"{self.name}-{self.version}"
+        """Its folder in the cache: ``<name>-<version>`` (a name that already ends with the version is not repeated),
+        then ``-r<revision>`` once the recipe has been revised."""
+        base = self.name if self.name.endswith(self.version) else f"{self.name}-{self.version}"
+        return f"{base}-r{self.revision}" if self.revision else base
 
     @property
     def bin_dir(self) -> Path:
@@ -114,7 +118,7 @@ def _calico_group(version: str) -> Group:
     base = thirdparty.root()
     where = f"{base}/calico-{version}" if base else f"$CALICO_OKE_THIRD_PARTY/calico-{version}"
     return Group(f"calico-{version}", calico_tools(version), version, f"{where} (projectcalico/calico {version})",
-                 functools.partial(thirdparty.build_calico, version), minutes=9)
+                 functools.partial(thirdparty.build_calico, version), minutes=9, revision=thirdparty.CALICO_RECIPE)
 
 
 def groups() -> dict[str, Group]:

@@ -9,6 +9,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from calico_component.local.nodes import calico_node_pods, exists, fake_flannel_daemonset, flannel, flannel_present, pod_ready
+from tests.conftest import upstream_image
 
 __all__ = [
     "THREE_NODES",
@@ -21,6 +22,7 @@ __all__ = [
     "delete_crds",
     "env_of",
     "exists",
+    "fingerprints",
     "flannel",
     "flannel_daemonset",
     "flannel_present",
@@ -117,7 +119,7 @@ def assert_calico_ready(k8s: Any, version: str, nodes: list[str]) -> None:
     assert sorted(p.spec.node_name for p in pods) == sorted(nodes)
     for pod in pods:
         assert pod_ready(pod), pod.metadata.name
-        assert [s.image for s in pod.status.container_statuses] == [f"docker.io/calico/node:v{version}"]
+        assert [s.image for s in pod.status.container_statuses] == [upstream_image(version)]
     deployments: Any = client.AppsV1Api(k8s).list_namespaced_deployment("kube-system")
     for d in deployments.items:
         # Every desired replica runs the new template and is available (a rolled-out old pod may still be terminating
@@ -131,3 +133,26 @@ def assert_calico_ready(k8s: Any, version: str, nodes: list[str]) -> None:
 def assert_installed(k8s: Any, version: str) -> None:
     """Calico ``version`` ready on the ``three_nodes`` fixture's nodes."""
     assert_calico_ready(k8s, version, THREE_NODES)
+
+
+Fingerprint = tuple[int, str, tuple[str, ...]]
+
+
+def fingerprints(k8s: Any, objects: list[dict[str, Any]]) -> dict[Key, Fingerprint | None]:
+    """What any write by a stack changes on each object: its generation, annotations and field managers (controllers'
+    status writes change none of them)."""
+    from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.exceptions import NotFoundError
+
+    dyn = DynamicClient(k8s)  # type: ignore[no-untyped-call]
+    found: dict[Key, Fingerprint | None] = {}
+    for obj in objects:
+        kind, ns, name = key_of(obj)
+        try:
+            meta = dyn.resources.get(api_version=obj["apiVersion"], kind=kind).get(name=name, namespace=ns or None).metadata
+        except NotFoundError:
+            found[(kind, ns, name)] = None
+            continue
+        managers = tuple(sorted(f"{m.manager}/{m.subresource or ''}" for m in meta.managedFields or []))
+        found[(kind, ns, name)] = (int(meta.generation or 0), str(sorted((meta.annotations or {}).items())), managers)
+    return found

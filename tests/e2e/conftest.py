@@ -15,6 +15,8 @@ import yaml
 from pulumi import automation as auto
 
 from calico_component.local.controlplane import ControlPlane
+from calico_component.local.program import copy_stack_program
+from calico_component.local.workspace import PulumiCli, engine_env
 from tests.conftest import mirror_path
 from tests.e2e import engine, tools
 
@@ -172,6 +174,21 @@ def make_stack(pulumi_env: dict[str, str], tool_paths: dict[str, Path], tmp_path
             stack.workspace.remove_stack(stack.name, force=True)
         except auto.errors.StackNotFoundError:
             pass
+
+
+@pytest.fixture()
+def stack_cli(tool_paths: dict[str, Path], tmp_path: Path) -> Iterator[Callable[[str], PulumiCli]]:
+    """A factory of stack-program copies sharing one backend (as two stacks of one project would); every stack is
+    destroyed afterwards, the one that owns Calico last."""
+    env = engine_env(tmp_path / "pulumi", tool_paths)
+    made: list[PulumiCli] = []
+
+    def make(name: str) -> PulumiCli:
+        made.append(PulumiCli(tool_paths["pulumi"], copy_stack_program(tmp_path / name), env))
+        return made[-1]
+    yield make
+    for cli in reversed(made):
+        cli("destroy", "--yes", check=False)
 
 
 def mirror() -> str:

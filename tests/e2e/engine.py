@@ -10,10 +10,11 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
+from calico_component.local.demo import _GENERIC_ERRORS
 from calico_component.local.workspace import backend_dir, engine_env
 from tests.conftest import REPO
 
-__all__ = ["PREVIEW_REPLACEMENT", "backend_dir", "plaintext_leaks", "prepare", "stack"]
+__all__ = ["PREVIEW_REPLACEMENT", "backend_dir", "cli_errors", "plaintext_leaks", "prepare", "stack"]
 
 #: How `pulumi preview --diff` shows a replacement: the step's op in parentheses, or the summary's count.
 PREVIEW_REPLACEMENT = re.compile(r"\((replace|create-replacement|delete-replaced)\)|\bto replace\b")
@@ -48,3 +49,9 @@ def plaintext_leaks(env: Mapping[str, str], secret: str) -> list[str]:
     files = [p for p in backend.rglob("*") if p.is_file()]
     assert files, f"nothing under {backend}"
     return [str(p.relative_to(backend)) for p in files if any(n in p.read_bytes() for n in needles)]
+
+
+def cli_errors(output: str) -> list[str]:
+    """The distinct specific error lines (pulumi's generic "program exited with non-zero exit code" trailer aside)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip().startswith("error:")]
+    return sorted({line for line in lines if not any(g in line for g in _GENERIC_ERRORS)})

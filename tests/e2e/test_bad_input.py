@@ -41,15 +41,15 @@ def test_unsupported_version_fails_preview(control_plane: ControlPlane, k8s: Any
 def test_digest_mismatch_fails_preview(control_plane: ControlPlane, k8s: Any, make_stack: StackFactory,
                                        tmp_path: Path) -> None:
     """A mirror file whose digest differs from the pin fails preview naming both digests, and creates nothing."""
-    bad = tmp_path / "mirror" / "v3.28.0"
+    bad = tmp_path / "mirror" / "v3.32.0"
     bad.mkdir(parents=True)
-    good = Path(mirror()) / "v3.28.0" / "calico-policy-only.yaml"
+    good = Path(mirror()) / "v3.32.0" / "calico-policy-only.yaml"
     shutil.copy(good, bad / "calico-policy-only.yaml")
     with (bad / "calico-policy-only.yaml").open("ab") as fh:
         fh.write(b"\n# tampered\n")
 
     def run() -> None:
-        Calico("calico", CalicoArgs(calico_version="3.28.0", network_type="vcn-native", node_os="oracle-linux-8",
+        Calico("calico", CalicoArgs(calico_version="3.32.0", network_type="vcn-native", node_os="oracle-linux-8",
                                     kubeconfig=control_plane.kubeconfig, manifest_mirror=str(tmp_path / "mirror")))
 
     stack = make_stack("calico-e2e-baddigest", run)
@@ -67,7 +67,7 @@ def test_existing_nodes_refused_at_preview(control_plane: ControlPlane, k8s: Any
     core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name="worker-1")))
 
     def run() -> None:
-        Calico("calico", CalicoArgs(calico_version="3.28.0", network_type="flannel-overlay", node_os="oracle-linux-8",
+        Calico("calico", CalicoArgs(calico_version="3.32.0", network_type="flannel-overlay", node_os="oracle-linux-8",
                                     kubeconfig=control_plane.kubeconfig, disable_flannel_addon=False,
                                     manifest_mirror=mirror(), skip_await=True))
 

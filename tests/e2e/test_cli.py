@@ -116,7 +116,7 @@ def test_readme_walkthrough_through_the_cli(node_cluster: ControlPlane, node_k8s
             else:  # the upgrade: every object that existed before is the same object (no replacement)
                 kept = {k: v for k, v in first_up.items() if k in uids and uids[k] is not None}
                 assert kept and all(uids[k] == v for k, v in kept.items()), "an object was recreated by the upgrade"
-    assert ups == 2 and walk.version == "3.29.2"
+    assert ups == 2 and walk.version == "3.32.0"
 
     token = node_cluster.token
     assert plaintext_leaks(cli.env, token) == [], "kubeconfig token in plaintext in the backend"
@@ -147,7 +147,7 @@ def test_flannel_overlay_stack_through_the_cli(node_cluster: ControlPlane, node_
     run_fake_flannel(node_k8s, 3, timeout=30)
 
     cli("stack", "init", "flannel")
-    for key, value in {"calicoVersion": "3.28.0", "networkType": "flannel-overlay", "nodeOs": "oracle-linux-8",
+    for key, value in {"calicoVersion": "3.31.5", "networkType": "flannel-overlay", "nodeOs": "oracle-linux-8",
                        "manifestMirror": mirror(), "allowExistingNodes": "true",
                        "disableFlannelAddon": "false"}.items():
         cli("config", "set", key, value)
@@ -156,7 +156,7 @@ def test_flannel_overlay_stack_through_the_cli(node_cluster: ControlPlane, node_
     assert "calico-flannel-daemonset" in preview and flannel_present(node_k8s), "preview must not remove flannel"
     cli("up", "--yes")
     assert not flannel_present(node_k8s)
-    assert_installed(node_k8s, "3.28.0")
+    assert_installed(node_k8s, "3.31.5")
     cli("destroy", "--yes")
     assert not flannel_present(node_k8s), "destroy never brings flannel back"
 
@@ -164,7 +164,7 @@ def test_flannel_overlay_stack_through_the_cli(node_cluster: ControlPlane, node_
 def test_bad_config_value_fails_preview_without_a_traceback(node_cluster: ControlPlane, cli: PulumiCli) -> None:
     """A networkType typo in `pulumi config` fails preview with the component's one message, no Python traceback."""
     cli("stack", "init", "bad")
-    for key, value in {"calicoVersion": "3.28.0", "networkType": "calico-overlay", "nodeOs": "oracle-linux-8",
+    for key, value in {"calicoVersion": "3.31.5", "networkType": "calico-overlay", "nodeOs": "oracle-linux-8",
                        "manifestMirror": mirror()}.items():
         cli("config", "set", key, value)
     cli("config", "set", "--secret", "kubeconfig", stdin=node_cluster.kubeconfig)
@@ -207,7 +207,7 @@ def _recover_as_the_readme_says(cli: PulumiCli, kubeconfig: Path) -> None:
 
 def _stack(cli: PulumiCli, name: str, cp: ControlPlane, **extra: str) -> None:
     cli("stack", "init", name)
-    for key, value in {"calicoVersion": "3.28.0", "networkType": "vcn-native", "nodeOs": "oracle-linux-8",
+    for key, value in {"calicoVersion": "3.31.5", "networkType": "vcn-native", "nodeOs": "oracle-linux-8",
                        "manifestMirror": mirror(), **extra}.items():
         cli("config", "set", key, value)
     cli("config", "set", "--secret", "kubeconfig", stdin=cp.kubeconfig)
@@ -226,7 +226,7 @@ def test_ctrl_c_during_an_update_then_the_readme_command_converges(node_cluster:
     assert _rolling_unpullable(node_k8s), "the interrupted up left nothing to repair: the test proves nothing"
     cli("config", "rm", "imageRegistry")
     _recover_as_the_readme_says(cli, node_cluster.kubeconfig_path)
-    assert_installed(node_k8s, "3.28.0")
+    assert_installed(node_k8s, "3.31.5")
     assert live_uids(node_k8s, objects) == uids, "an object was recreated"
     cli("preview", "--expect-no-changes")
 
@@ -242,7 +242,7 @@ def test_ctrl_c_during_a_first_install_then_the_readme_command_converges(node_cl
     assert all(created.values())
     cli("config", "rm", "imageRegistry")
     _recover_as_the_readme_says(cli, node_cluster.kubeconfig_path)
-    assert_installed(node_k8s, "3.28.0")
+    assert_installed(node_k8s, "3.31.5")
     assert live_uids(node_k8s, _managed_objects(cli))[("DaemonSet", "kube-system", "calico-node")] == \
         created[("DaemonSet", "kube-system", "calico-node")]
     cli("preview", "--expect-no-changes")

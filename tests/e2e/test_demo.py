@@ -19,10 +19,10 @@ import pytest
 
 from calico_component.local.controlplane import free_port
 from calico_component.local.tools import cache_root
-from tests.conftest import REPO
+from tests.conftest import REPO, upstream_image
 from tests.e2e.conftest import mirror
 
-OK_LINE = re.compile(r"demo ok: Calico 3\.28\.0 ready on 3/3 nodes; upgrade preview to 3\.29\.2: (\d+) updates, "
+OK_LINE = re.compile(r"demo ok: Calico 3\.31\.5 ready on 3/3 nodes; upgrade preview to 3\.32\.0: (\d+) updates, "
                      r"(\d+) replacements")
 SKIPPED_IN_REPO = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 
@@ -107,12 +107,13 @@ ENFORCEMENT_LINE = re.compile(r"enforcement during the upgrade: denied client co
 
 
 def test_demo_enforce_probes_through_an_applied_upgrade_on_flannel_overlay(start: Starter) -> None:
-    """--enforce --network-type flannel-overlay --upgrade-to 3.29.2 --apply-upgrade: the node's pods get Calico CNI
+    """--enforce --network-type flannel-overlay --calico-version 3.30.3 --upgrade-to 3.32.0 --apply-upgrade (the registry
+    move to quay.io and 3.32's CRD change on the way): the node's pods get Calico CNI
     addresses, one `policy:` line says the unlabelled client is denied and frontend allowed on 8080 only, the line
     before the last says the denied client connected 0 times during the upgrade (with the probe count and the allowed
     client's longest gap), the last line says policy is enforced, and nothing is left running."""
-    run = start("--enforce", "--network-type", "flannel-overlay", "--nodes", "1", "--calico-version", "3.28.0",
-                "--upgrade-to", "3.29.2", "--apply-upgrade", "--mirror", mirror())
+    run = start("--enforce", "--network-type", "flannel-overlay", "--nodes", "1", "--calico-version", "3.30.3",
+                "--upgrade-to", "3.32.0", "--apply-upgrade", "--mirror", mirror())
     code, out, err = run.finish()
     assert code == 0, f"exit {code}\n{out}\n{err}"
     lines = out.strip().splitlines()
@@ -120,7 +121,7 @@ def test_demo_enforce_probes_through_an_applied_upgrade_on_flannel_overlay(start
     enforcement = [m for line in lines[:-1] if (m := ENFORCEMENT_LINE.fullmatch(line))]
     assert len(enforcement) == 1, out
     assert int(enforcement[0][1]) == 0 and int(enforcement[0][2]) > 50, enforcement[0][0]
-    assert lines[-1].startswith("demo ok: Calico 3.29.2 ready on 2/2 nodes; upgrade preview to 3.29.2: "), lines[-1]
+    assert lines[-1].startswith("demo ok: Calico 3.32.0 ready on 2/2 nodes; upgrade preview to 3.32.0: "), lines[-1]
     assert lines[-1].endswith("; policy enforced on dataplane-0"), lines[-1]
     assert not survivors(run.marker)
 
@@ -134,7 +135,7 @@ def test_demo_enforce_without_a_debian_package_is_one_error_line(start: Starter,
         found = shutil.which(command)
         if found:
             (bin_dir / command).symlink_to(found)
-    run = start("--enforce", "--calico-version", "3.28.0", "--mirror", mirror(), path=str(bin_dir))
+    run = start("--enforce", "--calico-version", "3.32.0", "--mirror", mirror(), path=str(bin_dir))
     code, out, err = run.finish(timeout=120)
     assert code == 1, f"exit {code}\n{out}\n{err}"
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: tools failed:"), err
@@ -143,17 +144,17 @@ def test_demo_enforce_without_a_debian_package_is_one_error_line(start: Starter,
 
 
 def test_demo_installs_and_previews_the_upgrade(start: Starter) -> None:
-    """3 nodes, 3.28.0, --upgrade-to 3.29.2: exit 0, the documented last line, no process left, nothing written to
+    """3 nodes, 3.31.5, --upgrade-to 3.32.0: exit 0, the documented last line, no process left, nothing written to
     HOME (Pulumi home, ~/.kube) or to the repository."""
     before = repo_files()
-    run = start("--nodes", "3", "--calico-version", "3.28.0", "--upgrade-to", "3.29.2", "--mirror", mirror())
+    run = start("--nodes", "3", "--calico-version", "3.31.5", "--upgrade-to", "3.32.0", "--mirror", mirror())
     code, out, err = run.finish()
     assert code == 0, f"exit {code}\n{out}\n{err}"
     last = out.strip().splitlines()[-1]
     match = OK_LINE.fullmatch(last)
     assert match, last
     assert int(match[1]) > 0 and int(match[2]) == 0
-    assert out.count("docker.io/calico/node:v3.28.0") == 3 and out.count(" ready ") >= 3
+    assert out.count(upstream_image("3.31.5")) == 3 and out.count(" ready ") >= 3
     assert survivors(run.marker) == []
     assert list(run.home.iterdir()) == [], f"the demo wrote to HOME: {list(run.home.rglob('*'))[:5]}"
     assert repo_files() == before
@@ -186,7 +187,7 @@ def test_demo_unreachable_offline_mirror_fails_in_one_line(start: Starter, tmp_p
 
 def test_demo_interrupted_stops_everything(start: Starter) -> None:
     """Ctrl-C while `pulumi up` runs: exit 130 with one line, and every process the demo started is gone."""
-    run = start("--nodes", "2", "--calico-version", "3.28.0", "--mirror", mirror())
+    run = start("--nodes", "2", "--calico-version", "3.32.0", "--mirror", mirror())
     assert run.proc.stdout is not None
     for line in run.proc.stdout:
         if line.startswith("pulumi up"):
@@ -201,7 +202,7 @@ def test_demo_interrupted_stops_everything(start: Starter) -> None:
 
 def test_demo_keep_then_stop(start: Starter) -> None:
     """--keep leaves the cluster running and prints its kubeconfig and the one command that stops it, which does."""
-    run = start("--nodes", "1", "--calico-version", "3.28.0", "--mirror", mirror(), "--keep")
+    run = start("--nodes", "1", "--calico-version", "3.32.0", "--mirror", mirror(), "--keep")
     code, out, err = run.finish()
     assert code == 0, err
     kubeconfig = Path(re.search(r"KUBECONFIG=(\S+)", out)[1])  # type: ignore[index]

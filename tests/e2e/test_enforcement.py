@@ -2,9 +2,10 @@
 
 One control plane: two kwok nodes (cordoned, so workloads land on the real node) and one dataplane
 node (``calico_component.local.dataplane``). The stack program is installed through the `pulumi` CLI,
-awaited, vcn-native, Calico 3.28.0, Oracle Linux 8 (NFT); ``examples/network-policy-demo`` is a second
-program with ``installCalico=false``. The tests run in file order and share that cluster: the drift
-test comes last.
+awaited, vcn-native, Oracle Linux 8 (NFT), with Calico 3.30.3 (Oracle's release for Kubernetes 1.34), then
+upgraded in place under probes along Oracle's table to 3.31.5 and 3.32.0 (1.35, 1.36); every later test runs
+on 3.32.0. ``examples/network-policy-demo`` is a second program with ``installCalico=false``. The tests run
+in file order and share that cluster: the drift test comes last.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from kubernetes import client
 from calico_component.local.agent import NODE_RULE_COMMENT
 from calico_component.local.nodes import calico_node_pods, pod_ready
 from calico_component.local.policydemo import BACKEND_PORT, ENFORCED, OPEN, enforcement_line, felix_outages
+from tests.conftest import upstream_image
 from tests.e2e.cluster import calico_node, env_of
 from tests.e2e.enforcement import NETWORK_CONFIG, Enforcement, enforcement_cluster, upgrade_watched
 
-VERSION = "3.28.0"
+VERSION = "3.30.3"
+#: Oracle's releases for Kubernetes 1.35 and 1.36, in the order an OKE cluster meets them.
+UPGRADES = ("3.31.5", "3.32.0")
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +59,29 @@ def test_before_any_policy_everything_connects(enforcement: Enforcement) -> None
     assert enforcement.scenario.matrix() == OPEN
 
 
+def test_enforcement_holds_through_in_place_upgrades_to_332(enforcement: Enforcement, tmp_path: Path) -> None:
+    """With the demo policies in force and both clients probing every 50 ms, `pulumi up` of calicoVersion 3.31.5, then
+    3.32.0 (images moved to quay.io, then the AdminNetworkPolicy CRDs replaced) restarts the node's Calico on each
+    release and the denied client never connects; after each, preview has nothing to change."""
+    for target in UPGRADES:
+        outages = len(felix_outages(enforcement.node.events()))
+        change = upgrade_watched(enforcement, target, tmp_path / f"probes-{target}")
+        change.assert_denied_client_never_connected()
+        print(f"vcn-native upgrade to {target}: {enforcement_line(change.logs)}; Felix not ready for "
+              f"{max(felix_outages(enforcement.node.events())[outages:], default=0):.1f}s")
+        enforcement.stack("preview", "--expect-no-changes")
+    image = calico_node(enforcement.k8s).spec.template.spec.containers[0].image
+    assert image == upstream_image(UPGRADES[-1]) and image.startswith("quay.io/"), image
+
+
 def test_demo_policies_applied_and_removed_by_pulumi(enforcement: Enforcement) -> None:
     """The example's policies through `pulumi up`: the unlabelled client times out, role=frontend reaches 8080 only;
     removed by `pulumi up`, traffic flows again."""
     e, s = enforcement, enforcement.scenario
+    assert e.node.calico_state()["release"] == f"v{UPGRADES[-1]}"
+    e.policies(False)  # the upgrades left them on: the control first, everything connects without them
+    s.until("client", BACKEND_PORT, "ok", 20)
+    assert s.matrix() == OPEN
     e.policies(True)
     s.until("client", BACKEND_PORT, "timeout", 20)
     s.until("frontend", BACKEND_PORT, "ok", 20)
@@ -91,9 +114,18 @@ def test_calico_global_network_policy_is_enforced(enforcement: Enforcement) -> N
 
 
 def test_felix_programs_nft_after_the_nodes_own_rules(enforcement: Enforcement) -> None:
-    """Oracle Linux 8's edits as programmed: Felix's chains are in the nft backend (none in legacy), each jump after a
-    rule the node had before it (Append), and the machine's own namespace has no Calico rule at all."""
+    """Oracle Linux 8's edits as programmed by Felix 3.32: NFTablesMode is left at its new default, Auto, which with no
+    kube-proxy nftables table on the node picks the iptables dataplane; FELIX_IPTABLESBACKEND=NFT puts its chains in the
+    nft backend (none in legacy, no table of Felix's native nftables mode), each jump after a rule the node had before
+    it (Append); the machine's own namespace has no Calico rule at all."""
     node = enforcement.node
+    state = node.calico_state()
+    assert state["release"] == f"v{UPGRADES[-1]}" and "FELIX_NFTABLESMODE" not in state["felix_env"]
+    assert state["felix_env"]["FELIX_IPTABLESBACKEND"] == "NFT"
+    felix_log = (Path(state["logs"]) / "felix.log").read_text()
+    decided = [line for line in felix_log.splitlines() if "Determined whether or not to use nftables" in line]
+    assert decided and all('calicoMode="Auto"' in line and "useNftables=false" in line for line in decided), decided
+    assert "table ip calico" not in node.node_exec("nft", "list", "tables").stdout
     forward = node.node_exec("iptables-nft", "-S", "FORWARD").stdout.splitlines()
     ours = next(i for i, rule in enumerate(forward) if NODE_RULE_COMMENT in rule)
     calico = next(i for i, rule in enumerate(forward) if "-j cali-FORWARD" in rule)
@@ -125,13 +157,3 @@ def test_drift_of_the_interface_prefix_breaks_policy_and_refresh_repairs_it(enfo
     assert repaired["felix_env"]["FELIX_INTERFACEPREFIX"] == "oci"
     s.until("client", BACKEND_PORT, "timeout", 30)
     assert s.matrix() == ENFORCED
-
-
-def test_enforcement_holds_through_an_in_place_upgrade(enforcement: Enforcement, tmp_path: Path) -> None:
-    """With the demo policies in force and both clients probing every 50 ms, `pulumi up` of calicoVersion 3.29.2 restarts
-    the node's Calico on 3.29.2 and the denied client never connects; afterwards preview has nothing to change."""
-    change = upgrade_watched(enforcement, "3.29.2", tmp_path / "probes")
-    change.assert_denied_client_never_connected()
-    print(f"vcn-native upgrade: {enforcement_line(change.logs)}; Felix not ready for "
-          f"{max(felix_outages(enforcement.node.events()), default=0):.1f}s")
-    enforcement.stack("preview", "--expect-no-changes")

@@ -12,7 +12,7 @@ import yaml
 from tests.e2e.cluster import live_uids
 from tests.e2e.enforcement import NETWORK_CONFIG, Enforcement, enforcement_cluster, rendered_manifest, watched
 
-CONFIG = {"calicoVersion": "3.28.0", **NETWORK_CONFIG["vcn-native"]}
+CONFIG = {"calicoVersion": "3.32.0", **NETWORK_CONFIG["vcn-native"]}
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +22,11 @@ def hand_installed(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPat
 
 
 def test_adopting_a_hand_install_keeps_every_policy_enforced(hand_installed: Enforcement, tmp_path: Path) -> None:
-    """Calico 3.28.0 from `kubectl apply --server-side`, the demo policies in force: `pulumi config set adoptExisting
+    """Calico 3.32.0 from `kubectl apply --server-side`, the demo policies in force: `pulumi config set adoptExisting
     true` and an awaited `up` take every object over; the denied client never connected, no UID changed, the node's
     Calico kept running the same pod, and preview then has nothing to change."""
     e = hand_installed
-    objects = [o for o in yaml.safe_load_all(rendered_manifest("3.28.0", CONFIG)) if o]
+    objects = [o for o in yaml.safe_load_all(rendered_manifest("3.32.0", CONFIG)) if o]
     uids = live_uids(e.k8s, objects)
     calico_pod = e.node.calico_state()["uid"]
     change = watched(e, tmp_path / "probes", ("config", "set", "adoptExisting", "true"),

@@ -1,7 +1,7 @@
 """flannel-overlay, really enforced: after the fake flannel is removed, Calico's IPAM and CNI plugin give the dataplane
 node's pods addresses from the configured pod CIDR, and Felix polices them, through an in-place upgrade too.
 
-The stack program through the `pulumi` CLI, awaited, Calico 3.28.0, ``podCidr`` 10.244.0.0/16, two kwok nodes and one
+The stack program through the `pulumi` CLI, awaited, Calico 3.31.5, ``podCidr`` 10.244.0.0/16, two kwok nodes and one
 dataplane node that all ran the fake kube-flannel-ds first. Tests share the cluster, in file order: the upgrade is last.
 """
 
@@ -24,7 +24,7 @@ POD_CIDR = NETWORK_CONFIG["flannel-overlay"]["podCidr"]
 
 @pytest.fixture(scope="module")
 def overlay(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
-    config = {"calicoVersion": "3.28.0", **NETWORK_CONFIG["flannel-overlay"]}
+    config = {"calicoVersion": "3.31.5", **NETWORK_CONFIG["flannel-overlay"]}
     with enforcement_cluster(tool_paths, tmp_path_factory.mktemp("overlay"), config) as cluster:
         yield cluster
 
@@ -61,9 +61,9 @@ def test_demo_policies_are_enforced_on_calico_cni_pods(overlay: Enforcement) -> 
 
 
 def test_enforcement_holds_through_an_in_place_upgrade(overlay: Enforcement, tmp_path: Path) -> None:
-    """Probing every 50 ms, `pulumi up` of calicoVersion 3.29.2 restarts the node's Calico (install-cni and Felix) on
-    3.29.2 and the denied client never connects; afterwards preview has nothing to change."""
-    change = upgrade_watched(overlay, "3.29.2", tmp_path / "probes")
+    """Probing every 50 ms, `pulumi up` of calicoVersion 3.32.0 restarts the node's Calico (install-cni and Felix) on
+    3.32.0 and the denied client never connects; afterwards preview has nothing to change."""
+    change = upgrade_watched(overlay, "3.32.0", tmp_path / "probes")
     change.assert_denied_client_never_connected()
     print(f"flannel-overlay upgrade: {enforcement_line(change.logs)}; Felix not ready for "
           f"{max(felix_outages(overlay.node.events()), default=0):.1f}s")

@@ -17,7 +17,7 @@ DYNAMIC = "pulumi-python:dynamic:Resource"
 
 def program(kubeconfig: str) -> Any:
     def run() -> None:
-        Calico("calico", CalicoArgs(calico_version="3.28.0", network_type="flannel-overlay", node_os="oracle-linux-8",
+        Calico("calico", CalicoArgs(calico_version="3.32.0", network_type="flannel-overlay", node_os="oracle-linux-8",
                                     kubeconfig=kubeconfig, disable_flannel_addon=False, manifest_mirror=mirror(),
                                     skip_await=True))
     return run
@@ -33,7 +33,7 @@ def test_flannel_replaced_by_calico(control_plane: ControlPlane, k8s: Any, make_
     stack.preview(on_event=run.on_event)
     creates = run.of("create")
     assert (DYNAMIC, "calico-flannel-daemonset") in creates
-    assert len([t for t, _ in creates if t.startswith("kubernetes:")]) == len(upstream_objects("3.28.0", "calico.yaml"))
+    assert len([t for t, _ in creates if t.startswith("kubernetes:")]) == len(upstream_objects("3.32.0", "calico.yaml"))
     assert flannel_present(k8s), "preview must not delete flannel"
 
     assert stack.up(on_output=lambda _: None).summary.result == "succeeded"

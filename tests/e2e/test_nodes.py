@@ -22,7 +22,7 @@ from calico_component.local.nodes import (
     pod_ready,
     run_fake_flannel,
 )
-from tests.conftest import REPO
+from tests.conftest import REPO, upstream_image
 from tests.e2e.cluster import calico_node, delete_crds, exists, flannel, flannel_present
 from tests.e2e.conftest import Run, StackFactory, mirror
 from tests.e2e.engine import plaintext_leaks
@@ -36,7 +36,7 @@ def fresh_cluster(node_k8s: Any) -> Iterator[None]:
     delete_crds(node_k8s)
 
 
-def program(kubeconfig: str, version: str = "3.28.0", network_type: str = "vcn-native", **extra: Any) -> Any:
+def program(kubeconfig: str, version: str = "3.31.5", network_type: str = "vcn-native", **extra: Any) -> Any:
     def run() -> None:
         Calico("calico", CalicoArgs(calico_version=version, network_type=network_type, node_os="oracle-linux-8",
                                     kubeconfig=kubeconfig, manifest_mirror=mirror(), disable_flannel_addon=False,
@@ -65,20 +65,20 @@ def test_first_install_waits_for_calico_on_every_node(node_cluster: ControlPlane
 
 def test_upgrade_waits_until_every_pod_runs_the_new_image(node_cluster: ControlPlane, node_k8s: Any,
                                                           make_stack: StackFactory) -> None:
-    """An awaited 3.28.0 -> 3.29.2 upgrade returns when every calico-node pod runs 3.29.2 and is ready."""
+    """An awaited 3.31.5 -> 3.32.0 upgrade returns when every calico-node pod runs 3.32.0 and is ready."""
     add_nodes(node_k8s, 3)
-    stack = make_stack("calico-e2e-await-upgrade", program(node_cluster.kubeconfig, "3.28.0"))
+    stack = make_stack("calico-e2e-await-upgrade", program(node_cluster.kubeconfig, "3.31.5"))
     assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
     old_pods = {p.metadata.uid for p in calico_node_pods(node_k8s)}
 
-    stack = make_stack("calico-e2e-await-upgrade", program(node_cluster.kubeconfig, "3.29.2"))
+    stack = make_stack("calico-e2e-await-upgrade", program(node_cluster.kubeconfig, "3.32.0"))
     assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
     pods = calico_node_pods(node_k8s)
     assert len(pods) == 3 and not old_pods & {p.metadata.uid for p in pods}, "old pods still running"
     for pod in pods:
         assert pod_ready(pod), pod.metadata.name
-        assert [c.image for c in pod.spec.containers] == ["docker.io/calico/node:v3.29.2"]
-        assert [s.image for s in pod.status.container_statuses] == ["docker.io/calico/node:v3.29.2"]
+        assert [c.image for c in pod.spec.containers] == [upstream_image("3.32.0")]
+        assert [s.image for s in pod.status.container_statuses] == [upstream_image("3.32.0")]
 
 
 def test_rollout_that_cannot_finish_fails_then_recovers(node_cluster: ControlPlane, node_k8s: Any,
@@ -101,7 +101,7 @@ def test_rollout_that_cannot_finish_fails_then_recovers(node_cluster: ControlPla
 
     # Left as it was at the failure: the new template applied, the rollout stuck on a never-ready pod, nothing deleted.
     ds = calico_node(node_k8s)
-    assert ds.spec.template.spec.containers[0].image == f"{broken}/calico/node:v3.28.0"
+    assert ds.spec.template.spec.containers[0].image == f"{broken}/calico/node:v3.31.5"
     pods = calico_node_pods(node_k8s)
     assert any(not pod_ready(p) and p.spec.containers[0].image.startswith(NEVER_READY_REGISTRY) for p in pods)
     assert exists(lambda: client.AppsV1Api(node_k8s).read_namespaced_deployment("calico-typha", "kube-system"))
@@ -110,7 +110,7 @@ def test_rollout_that_cannot_finish_fails_then_recovers(node_cluster: ControlPla
     assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
     pods = calico_node_pods(node_k8s)
     assert len(pods) == 3 and all(pod_ready(p) for p in pods)
-    assert {p.spec.containers[0].image for p in pods} == {"docker.io/calico/node:v3.28.0"}
+    assert {p.spec.containers[0].image for p in pods} == {upstream_image("3.31.5")}
 
 
 def test_flannel_guard_against_real_nodes(node_cluster: ControlPlane, node_k8s: Any, make_stack: StackFactory) -> None:
@@ -143,7 +143,7 @@ def test_hundred_nodes_first_install(node_cluster: ControlPlane, node_k8s: Any, 
     elapsed = time.monotonic() - started
     assert calico_node(node_k8s).status.number_ready == 100
     with capsys.disabled():
-        print(f"\n[scale] awaited first install, vcn-native 3.28.0, 100 fake nodes: {elapsed:.1f}s")
+        print(f"\n[scale] awaited first install, vcn-native 3.31.5, 100 fake nodes: {elapsed:.1f}s")
 
 
 def test_typha_switches_in_place(node_cluster: ControlPlane, node_k8s: Any, make_stack: StackFactory) -> None:
@@ -195,7 +195,7 @@ def test_stack_program_with_pulumi_config(node_cluster: ControlPlane, node_k8s: 
 
     stack = make_stack("calico-oke", stack_program)  # the project of Pulumi.yaml: config keys are calico-oke:*
     stack.set_all_config({
-        "calicoVersion": auto.ConfigValue("3.28.0"),
+        "calicoVersion": auto.ConfigValue("3.31.5"),
         "networkType": auto.ConfigValue("vcn-native"),
         "nodeOs": auto.ConfigValue("oracle-linux-8"),
         "manifestMirror": auto.ConfigValue(mirror()),
@@ -206,8 +206,8 @@ def test_stack_program_with_pulumi_config(node_cluster: ControlPlane, node_k8s: 
     assert ("create", "kubernetes:apps/v1:DaemonSet", "calico-daemonset-kube-system-calico-node") in run.changed()
     result = stack.up(on_output=lambda _: None)
     assert result.summary.result == "succeeded"
-    assert result.outputs["calicoVersion"].value == "3.28.0"
-    assert result.outputs["objectCount"].value == 34
+    assert result.outputs["calicoVersion"].value == "3.31.5"
+    assert result.outputs["objectCount"].value == 42
     assert calico_node(node_k8s).status.number_ready == 3
 
     assert plaintext_leaks(pulumi_env, node_cluster.token) == [], "kubeconfig in plaintext in the backend"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,67 +12,21 @@ import pytest
 import yaml
 
 from calico_component.local.controlplane import ControlPlane
-from calico_component.local.demo import _GENERIC_ERRORS
-from calico_component.local.program import copy_stack_program
-from calico_component.local.workspace import PulumiCli, engine_env
 from tests.conftest import REPO
-from tests.e2e.cluster import Key, assert_installed, crd_names, key_of, live_uids
+from tests.e2e.cluster import assert_installed, crd_names, fingerprints, live_uids
 from tests.e2e.conftest import mirror
 from tests.e2e.enforcement import init_program
+from tests.e2e.engine import cli_errors
 
 pytestmark = pytest.mark.usefixtures("three_nodes")
-CONFIG = {"calicoVersion": "3.28.0", "networkType": "vcn-native", "nodeOs": "oracle-linux-8"}
+CONFIG = {"calicoVersion": "3.32.0", "networkType": "vcn-native", "nodeOs": "oracle-linux-8"}
 
 
-def rendered(version: str = "3.28.0") -> tuple[str, list[dict[str, Any]]]:
+def rendered(version: str = "3.32.0") -> tuple[str, list[dict[str, Any]]]:
     text = subprocess.run([sys.executable, "-m", "calico_component", "render", "--calico-version", version,
                            "--network-type", "vcn-native", "--node-os", "oracle-linux-8", "--mirror", mirror()],
                           capture_output=True, text=True, check=True, cwd=REPO, timeout=120).stdout
     return text, [o for o in yaml.safe_load_all(text) if o]
-
-
-Fingerprint = tuple[int, str, tuple[str, ...]]
-
-
-def fingerprints(k8s: Any, objects: list[dict[str, Any]]) -> dict[Key, Fingerprint | None]:
-    """What any write by a stack changes on each object: its generation, annotations and field managers (controllers'
-    status writes change none of them)."""
-    from kubernetes.dynamic import DynamicClient
-    from kubernetes.dynamic.exceptions import NotFoundError
-
-    dyn = DynamicClient(k8s)  # type: ignore[no-untyped-call]
-    found: dict[Key, Fingerprint | None] = {}
-    for obj in objects:
-        kind, ns, name = key_of(obj)
-        try:
-            meta = dyn.resources.get(api_version=obj["apiVersion"], kind=kind).get(name=name, namespace=ns or None).metadata
-        except NotFoundError:
-            found[(kind, ns, name)] = None
-            continue
-        managers = tuple(sorted(f"{m.manager}/{m.subresource or ''}" for m in meta.managedFields or []))
-        found[(kind, ns, name)] = (int(meta.generation or 0), str(sorted((meta.annotations or {}).items())), managers)
-    return found
-
-
-def _errors(output: str) -> list[str]:
-    """The distinct specific error lines (pulumi's generic "program exited with non-zero exit code" trailer aside)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip().startswith("error:")]
-    return sorted({line for line in lines if not any(g in line for g in _GENERIC_ERRORS)})
-
-
-@pytest.fixture()
-def stack_cli(tool_paths: dict[str, Path], tmp_path: Path) -> Iterator[Callable[[str], PulumiCli]]:
-    """A factory of stack-program copies sharing one backend (as two stacks of one project would); every stack is
-    destroyed afterwards, the one that owns Calico last."""
-    env = engine_env(tmp_path / "pulumi", tool_paths)
-    made: list[PulumiCli] = []
-
-    def make(name: str) -> PulumiCli:
-        made.append(PulumiCli(tool_paths["pulumi"], copy_stack_program(tmp_path / name), env))
-        return made[-1]
-    yield make
-    for cli in reversed(made):
-        cli("destroy", "--yes", check=False)
 
 
 def test_a_second_stack_is_refused_at_preview_and_changes_nothing(node_cluster: ControlPlane, node_k8s: Any,
@@ -94,7 +47,7 @@ def test_a_second_stack_is_refused_at_preview_and_changes_nothing(node_cluster: 
         proc = second(*command, check=False)
         output = proc.stdout + proc.stderr
         assert proc.returncode != 0
-        errors = _errors(output)
+        errors = cli_errors(output)
         assert len(errors) == 1, output[-3000:]
         assert ("error: Calico is already installed on this cluster and this stack (organization/calico-oke/second) "
                 f"does not manage it: DaemonSet kube-system/calico-node and {others} other Calico objects exist, managed "
@@ -106,7 +59,7 @@ def test_a_second_stack_is_refused_at_preview_and_changes_nothing(node_cluster: 
     second("destroy", "--yes")
     assert live_uids(node_k8s, objects) == uids, "destroying the refused stack deleted something"
     first("preview", "--expect-no-changes")
-    assert_installed(node_k8s, "3.28.0")
+    assert_installed(node_k8s, "3.32.0")
 
 
 def test_a_hand_install_is_refused_then_adopted_through_the_cli(node_cluster: ControlPlane, node_k8s: Any,
@@ -122,7 +75,7 @@ def test_a_hand_install_is_refused_then_adopted_through_the_cli(node_cluster: Co
     cli = stack_cli("adopt")
     init_program(cli, "adopt", {**CONFIG, "manifestMirror": mirror()}, node_cluster.kubeconfig)
     proc = cli("preview", check=False)
-    errors = _errors(proc.stdout + proc.stderr)
+    errors = cli_errors(proc.stdout + proc.stderr)
     assert proc.returncode != 0 and len(errors) == 1, proc.stdout[-3000:]
     assert "no calico-oke stack's mark" in errors[0] and "set adoptExisting" in errors[0]
     assert fingerprints(node_k8s, objects) == before
@@ -130,5 +83,5 @@ def test_a_hand_install_is_refused_then_adopted_through_the_cli(node_cluster: Co
     cli("config", "set", "adoptExisting", "true")
     cli("up", "--yes")
     assert live_uids(node_k8s, objects) == uids, "adoption recreated objects"
-    assert_installed(node_k8s, "3.28.0")
+    assert_installed(node_k8s, "3.32.0")
     cli("preview", "--expect-no-changes")

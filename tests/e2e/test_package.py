@@ -105,8 +105,8 @@ def uids(k8s: Any) -> dict[str, str]:
 
 def test_yaml_program_from_a_fresh_clone_installs_upgrades_in_place_and_destroys(
         package: Package, node_k8s: Any, node_cluster: Any, tmp_path: Path) -> None:
-    """examples/yaml-vcn-native from a clone without plugin/venv: the README's one first command, then 3.28.0 installed
-    (one Calico component), upgraded to 3.29.2 with no replacement and the same UIDs, destroyed; the kubeconfig's token
+    """examples/yaml-vcn-native from a clone without plugin/venv: the README's one first command, then 3.31.5 installed
+    (one Calico component), upgraded to 3.32.0 with no replacement and the same UIDs, destroyed; the kubeconfig's token
     is in no backend file. (First in this file: the other tests find the virtualenv made here.)"""
     assert not (package.plugin / "venv").exists(), "the clone already has plugin/venv: this test would prove nothing"
     cli = program(package, "yaml-vcn-native", tmp_path / "yaml")
@@ -116,20 +116,21 @@ def test_yaml_program_from_a_fresh_clone_installs_upgrades_in_place_and_destroys
         assert proc.returncode == 0, f"`{line}` exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}"
     assert (package.plugin / "venv" / "bin" / "python").exists()
     cli("stack", "init", "yaml")
+    cli("config", "set", "calicoVersion", "3.31.5")  # the example's default is the newest release, 3.32.0
     cli("config", "set", "--secret", "kubeconfig", stdin=node_cluster.kubeconfig)
     cli("preview")
     cli("up", "--yes")
-    assert_installed(node_k8s, "3.28.0")
+    assert_installed(node_k8s, "3.31.5")
     assert len(components(cli)) == 1, "one install registers one Calico component"
     before = uids(node_k8s)
 
-    cli("config", "set", "calicoVersion", "3.29.2")
+    cli("config", "set", "calicoVersion", "3.32.0")
     diff = cli("preview", "--diff").stdout
     assert not PREVIEW_REPLACEMENT.search(diff) and "to update" in diff, diff[-3000:]
     cli("up", "--yes")
-    assert_installed(node_k8s, "3.29.2")
+    assert_installed(node_k8s, "3.32.0")
     assert uids(node_k8s) == before
-    assert json.loads(cli("stack", "output", "--json").stdout)["calicoVersion"] == "3.29.2"
+    assert json.loads(cli("stack", "output", "--json").stdout)["calicoVersion"] == "3.32.0"
 
     cli("destroy", "--yes")
     assert not exists(lambda: calico_node(node_k8s))
@@ -183,8 +184,8 @@ def test_typescript_program_with_a_generated_sdk(package: Package, served_schema
     preview = cli("preview", "--diff").stdout
     assert TOKEN in preview and "calico-daemonset-kube-system-calico-node" in preview
     cli("up", "--yes")
-    assert_installed(node_k8s, "3.28.0")
-    assert json.loads(cli("stack", "output", "--json").stdout)["objectCount"] == 34
+    assert_installed(node_k8s, "3.32.0")
+    assert json.loads(cli("stack", "output", "--json").stdout)["objectCount"] == 41
     cli("destroy", "--yes")
 
 
@@ -198,6 +199,6 @@ def test_go_program_with_a_generated_sdk(package: Package, served_schema: dict[s
     cli("stack", "init", "go")
     cli("config", "set", "--secret", "kubeconfig", stdin=node_cluster.kubeconfig)
     cli("up", "--yes")
-    assert_installed(node_k8s, "3.28.0")
-    assert json.loads(cli("stack", "output", "--json").stdout)["objectCount"] == 34
+    assert_installed(node_k8s, "3.32.0")
+    assert json.loads(cli("stack", "output", "--json").stdout)["objectCount"] == 41
     cli("destroy", "--yes")

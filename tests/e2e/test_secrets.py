@@ -40,17 +40,17 @@ def test_token_never_in_plaintext(network_type: str, forms: tuple[str, str, str]
     token, project = control_plane.token, f"calico-e2e-secrets-{network_type}"
     printed: list[str] = []
 
-    stack = make_stack(project, program(control_plane.kubeconfig, network_type, "3.28.0", forms[0]))
+    stack = make_stack(project, program(control_plane.kubeconfig, network_type, "3.31.5", forms[0]))
     stack.preview(diff=True, on_output=printed.append)
     assert stack.up(on_output=printed.append).summary.result == "succeeded"
     assert plaintext_leaks(pulumi_env, token) == [], f"{forms[0]} kubeconfig in plaintext after up"
 
-    stack = make_stack(project, program(control_plane.kubeconfig, network_type, "3.29.2", forms[1]))
+    stack = make_stack(project, program(control_plane.kubeconfig, network_type, "3.32.0", forms[1]))
     stack.preview(diff=True, on_output=printed.append)
     assert stack.up(on_output=printed.append).summary.result == "succeeded"
     assert plaintext_leaks(pulumi_env, token) == [], f"{forms[1]} kubeconfig in plaintext after the upgrade"
 
-    stack = make_stack(project, program(control_plane.kubeconfig, network_type, "3.29.2", forms[2]))
+    stack = make_stack(project, program(control_plane.kubeconfig, network_type, "3.32.0", forms[2]))
     stack.refresh(on_output=printed.append)
     stack.preview(diff=True, refresh=True, on_output=printed.append)
     assert plaintext_leaks(pulumi_env, token) == [], f"{forms[2]} kubeconfig in plaintext after refresh"

@@ -1,4 +1,5 @@
-"""Every adjacent upgrade of the table and a downgrade, in both network types: nothing replaced, nothing recreated."""
+"""Every adjacent upgrade of the table, the jump from the old table to the new one and downgrades, in both network types:
+nothing replaced, nothing recreated."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from tests.conftest import upstream_objects
 from tests.e2e.cluster import Key, crd_names, delete_crds, key_of, live_uids, workload_images
 from tests.e2e.conftest import Run, StackFactory, mirror
 
-CHAIN = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0"]
-STEPS = [*itertools.pairwise(CHAIN), ("3.30.0", "3.28.0")]
+#: Every row of Oracle's table in order (the original page's, then today's), then back one release: 3.32.0 drops the
+#: AdminNetworkPolicy CRDs and adds ClusterNetworkPolicy's, 3.31.5 moves the images to quay.io.
+TABLE = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0", "3.30.3", "3.31.5", "3.32.0"]
+#: What users of the old table do when OKE moves them: a downgrade within the old table, then 3.29.2 (Kubernetes 1.32)
+#: straight to 3.30.3 (Kubernetes 1.34).
+JUMP = ["3.30.0", "3.28.0", "3.29.2", "3.30.3"]
+CHAINS = {"table": [*itertools.pairwise(TABLE), ("3.32.0", "3.31.5")], "jump": list(itertools.pairwise(JUMP))}
 FILES = {"vcn-native": "calico-policy-only.yaml", "flannel-overlay": "calico.yaml"}
 REPLACING = ("replace", "create-replacement", "delete-replaced")
 
@@ -42,15 +48,19 @@ def expected_images(version: str, network_type: str) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.parametrize("chain", list(CHAINS))
 @pytest.mark.parametrize("network_type", list(FILES))
-def test_upgrade_matrix(network_type: str, control_plane: ControlPlane, k8s: Any, make_stack: StackFactory) -> None:
-    """3.25.1 -> ... -> 3.30.0 -> 3.28.0: updates in place, UIDs kept, no CRD deleted, next preview a no-op."""
-    delete_crds(k8s)  # a fresh cluster for each network type
-    project = f"calico-e2e-matrix-{network_type}"
-    stack = make_stack(project, program(control_plane.kubeconfig, network_type, CHAIN[0]))
+def test_upgrade_matrix(network_type: str, chain: str, control_plane: ControlPlane, k8s: Any,
+                        make_stack: StackFactory) -> None:
+    """table: 3.25.1 -> ... -> 3.30.0 -> 3.30.3 -> 3.31.5 -> 3.32.0 -> 3.31.5; jump: 3.30.0 -> 3.28.0 -> 3.29.2 ->
+    3.30.3. Each step updates in place, keeps UIDs, deletes no CRD, leaves a no-op preview and runs upstream's images."""
+    delete_crds(k8s)  # a fresh cluster for each chain
+    steps = CHAINS[chain]
+    project = f"calico-e2e-matrix-{network_type}-{chain}"
+    stack = make_stack(project, program(control_plane.kubeconfig, network_type, steps[0][0]))
     assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
 
-    for old, new in STEPS:
+    for old, new in steps:
         step = f"{network_type} {old} -> {new}"
         before, after = upstream(old, network_type), upstream(new, network_type)
         uids = live_uids(k8s, list(before.values()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from kubernetes import client
 
 from calico_component import Calico, CalicoArgs
 from calico_component.local.controlplane import ControlPlane
-from tests.conftest import upstream_objects
+from tests.conftest import upstream_bytes, upstream_image, upstream_objects
 from tests.e2e.cluster import calico_node, env_of, exists
 from tests.e2e.conftest import Run, StackFactory, mirror
 
@@ -27,15 +28,15 @@ def program(kubeconfig: str, version: str) -> Any:
 
 def test_lifecycle(control_plane: ControlPlane, k8s: Any, make_stack: StackFactory) -> None:
     """preview -> up -> no-op preview -> upgrade -> drift detection and repair -> destroy, on a live API server."""
-    upstream = upstream_objects("3.28.0", "calico-policy-only.yaml")
-    stack = make_stack("calico-e2e-vcn", program(control_plane.kubeconfig, "3.28.0"))
+    upstream = upstream_objects("3.31.5", "calico-policy-only.yaml")
+    stack = make_stack("calico-e2e-vcn", program(control_plane.kubeconfig, "3.31.5"))
 
     # preview: one create per manifest object, plus the component and its provider.
     run = Run()
     stack.preview(on_event=run.on_event)
     creates = run.of("create")
     k8s_creates = [(t, n) for t, n in creates if t.startswith("kubernetes:") and not t.startswith("pulumi:")]
-    assert len(k8s_creates) == len(upstream) == 34
+    assert len(k8s_creates) == len(upstream) == 42
     assert ("calico-oke:index:Calico", "calico") in creates
     assert ("pulumi:providers:kubernetes", "calico-k8s") in creates
     assert not exists(lambda: calico_node(k8s)), "preview must not change the cluster"
@@ -64,22 +65,22 @@ def test_lifecycle(control_plane: ControlPlane, k8s: Any, make_stack: StackFacto
     assert run.changed() == [], f"perpetual diff: {run.changed()}"
 
     # upgrade: updates (and upstream's creates/deletes), never a CRD replacement.
-    stack = make_stack("calico-e2e-vcn", program(control_plane.kubeconfig, "3.29.2"))
+    stack = make_stack("calico-e2e-vcn", program(control_plane.kubeconfig, "3.32.0"))
     run = Run()
     stack.preview(on_event=run.on_event)
     ops = run.changed()
     assert ("update", "kubernetes:apps/v1:DaemonSet", "calico-daemonset-kube-system-calico-node") in ops
     assert not [x for x in ops if x[0] in ("replace", "create-replacement", "delete-replaced")], ops
-    new_upstream = {(o["kind"], o["metadata"]["name"]) for o in upstream_objects("3.29.2", "calico-policy-only.yaml")}
+    new_upstream = {(o["kind"], o["metadata"]["name"]) for o in upstream_objects("3.32.0", "calico-policy-only.yaml")}
     old_upstream = {(o["kind"], o["metadata"]["name"]) for o in upstream}
     assert len([x for x in ops if x[0] == "create"]) == len(new_upstream - old_upstream)
     assert len([x for x in ops if x[0] == "delete"]) == len(old_upstream - new_upstream)
     result = stack.up(on_output=lambda _: None)
     assert result.summary.result == "succeeded"
     ds = calico_node(k8s)
-    assert ds.spec.template.spec.containers[0].image == "docker.io/calico/node:v3.29.2"
+    assert ds.spec.template.spec.containers[0].image == upstream_image("3.32.0")
     typha: Any = client.AppsV1Api(k8s).read_namespaced_deployment("calico-typha", "kube-system")
-    assert typha.spec.template.spec.containers[0].image == "docker.io/calico/typha:v3.29.2"
+    assert typha.spec.template.spec.containers[0].image == upstream_image("3.32.0", "calico-typha")
 
     # drift: drop an env var and change the image behind Pulumi's back.
     index = [e.name for e in ds.spec.template.spec.containers[0].env].index("FELIX_CHAININSERTMODE")
@@ -95,7 +96,7 @@ def test_lifecycle(control_plane: ControlPlane, k8s: Any, make_stack: StackFacto
     result = stack.up(on_output=lambda _: None, refresh=True)
     assert result.summary.result == "succeeded"
     ds = calico_node(k8s)
-    assert ds.spec.template.spec.containers[0].image == "docker.io/calico/node:v3.29.2"
+    assert ds.spec.template.spec.containers[0].image == upstream_image("3.32.0")
     assert env_of(ds)["FELIX_CHAININSERTMODE"] == "Append"
 
     # destroy: the component's objects go; CRDs stay (retained on purpose); the cluster's own objects stay.
@@ -113,7 +114,7 @@ def test_lifecycle(control_plane: ControlPlane, k8s: Any, make_stack: StackFacto
         "ippools.crd.projectcalico.org"))
 
 
-@pytest.mark.parametrize("version", ["3.28.0"])
+@pytest.mark.parametrize("version", ["3.31.5"])
 def test_object_count_output(control_plane: ControlPlane, make_stack: StackFactory, version: str) -> None:
     """Stack outputs expose the component's provenance: version, URL, pinned digest and object count."""
     import pulumi
@@ -128,6 +129,6 @@ def test_object_count_output(control_plane: ControlPlane, make_stack: StackFacto
 
     stack = make_stack("calico-e2e-outputs", run)
     outputs = stack.up(on_output=lambda _: None).outputs
-    assert outputs["count"].value == 34
-    assert outputs["sha"].value == "c7e45c51b9b484d2e9af6891fe37724dc6f22d31a86597d756be89e85bd60c84"
-    assert outputs["url"].value.endswith("/v3.28.0/manifests/calico-policy-only.yaml")
+    assert outputs["count"].value == len(upstream_objects(version, "calico-policy-only.yaml")) == 42
+    assert outputs["sha"].value == hashlib.sha256(upstream_bytes(version, "calico-policy-only.yaml")).hexdigest()
+    assert outputs["url"].value.endswith("/v3.31.5/manifests/calico-policy-only.yaml")
