@@ -2,7 +2,7 @@
 
 Runs one control plane with workload controllers, kube-scheduler and kwok (tests/e2e/controlplane.py),
 so every up waits for calico-node on every node and for the Deployments, as users get by default.
-Both deploy the same transformed vcn-native manifest (3.28.0, then 3.29.2) through a provider
+Both deploy the same transformed vcn-native manifest (3.31.5, then 3.32.0) through a provider
 with the same settings. Run: python benchmarks/awaited.py [--nodes 3 30 100] [--repeat N].
 """
 
@@ -29,7 +29,7 @@ from tests.e2e import engine, tools
 from tests.e2e.cluster import delete_crds
 from tests.e2e.conftest import api_client
 
-NETWORK, NODE_OS, FIRST, UPGRADE = "vcn-native", "oracle-linux-8", "3.28.0", "3.29.2"
+NETWORK, NODE_OS, FIRST, UPGRADE = "vcn-native", "oracle-linux-8", "3.31.5", "3.32.0"
 Program = Callable[[str, str], Callable[[], None]]
 
 

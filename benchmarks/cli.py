@@ -1,8 +1,8 @@
 """Benchmark through the pulumi CLI: the stack program against the floor a user would otherwise take (kubectl).
 
 For each size (fake kwok nodes, default 3 and 100), everything awaited: the repository's stack program
-(Pulumi.yaml + __main__.py, the Python language host) with ``pulumi up`` (first install of 3.28.0), a
-no-op ``pulumi up`` (the engine's own fixed cost) and the upgrade to 3.29.2; and Oracle's page with
+(Pulumi.yaml + __main__.py, the Python language host) with ``pulumi up`` (first install of 3.31.5), a
+no-op ``pulumi up`` (the engine's own fixed cost) and the upgrade to 3.32.0; and Oracle's page with
 kubectl: ``kubectl apply --server-side`` of the same rendered manifest, then ``kubectl rollout status``
 of calico-node and every Deployment, for the same three steps. The figure the component is judged by
 is the marginal cost over kubectl: (up - no-op up) / kubectl, for the first install and the upgrade:
@@ -41,7 +41,7 @@ from tests.conftest import mirror_path
 from tests.e2e.cluster import delete_crds
 from tests.e2e.conftest import api_client
 
-VERSION, TARGET, NETWORK, NODE_OS = "3.28.0", "3.29.2", "vcn-native", "oracle-linux-8"
+VERSION, TARGET, NETWORK, NODE_OS = "3.31.5", "3.32.0", "vcn-native", "oracle-linux-8"
 GOAL = 1.5
 CONFIGGROUP_PROGRAM = '''\
 """The same rendered objects as one yaml.v2.ConfigGroup, through a provider with the component's settings."""

@@ -1,7 +1,7 @@
 """Benchmark: preview / first up / no-op up wall time and state size: Calico component vs yaml.v2.ConfigGroup.
 
 Runs on one throwaway control plane (tests/e2e/controlplane.py) with the pinned tools
-(tests/e2e/tools.py builds or finds them). Both deploy the same transformed v3.28.0
+(tests/e2e/tools.py builds or finds them). Both deploy the same transformed v3.31.5
 vcn-native manifest with skip-await, through providers with the same settings. The state is
 also broken down by field, to show where the component's is larger.
 Run: python benchmarks/engine.py [--repeat N].
@@ -33,7 +33,7 @@ from calico_component.resources import SKIP_AWAIT_ANNOTATION, with_annotations
 from tests.conftest import mirror_path
 from tests.e2e import engine, tools
 
-VERSION, NETWORK, NODE_OS = "3.28.0", "vcn-native", "oracle-linux-8"
+VERSION, NETWORK, NODE_OS = "3.31.5", "vcn-native", "oracle-linux-8"
 
 
 def component_program(kubeconfig: str) -> Callable[[], None]:

@@ -1,6 +1,6 @@
 """Policy programming latency on a node whose dataplane is real: how long until a NetworkPolicy change is enforced.
 
-One control plane and one dataplane node (``calico_component.local.dataplane``): Calico 3.28.0
+One control plane and one dataplane node (``calico_component.local.dataplane``): Calico 3.32.0
 vcn-native (Oracle Linux 8, NFT) installed by the stack program through the `pulumi` CLI (awaited),
 ``examples/network-policy-demo``'s backend, and a client pod probing backend:8080 without pause
 (a TCP connect every ``--interval`` seconds, each line of its log the attempt's start and outcome).
@@ -16,7 +16,7 @@ For each size (pods on the node, extra NetworkPolicies in the namespace):
 
 The resolution is the probe interval. Filler pods (no ports) and policies selecting them grow the
 rule set Felix keeps. Then, for each network type, enforcement through in-place version changes
-(3.28.0 -> 3.29.2 -> 3.28.0 ..., ``--upgrades`` of them, each an awaited `pulumi up`) with the policies
+(3.31.5 -> 3.32.0 -> 3.31.5 ..., ``--upgrades`` of them, each an awaited `pulumi up`) with the policies
 in force and both clients probing every 50 ms: how often the denied client connected (the promise is
 never), the allowed client's longest gap, and how long the node ran without a ready Felix.
 Run: python benchmarks/policy.py [--pods 10,100,500] [--policies 0,50,200] [--repeat 5] [--interval 0.02]
@@ -165,11 +165,11 @@ class Upgrade:
 
 def measure_upgrades(paths: dict[str, Path], network: str, count: int) -> list[Upgrade]:
     """``count`` in-place version changes under probes on a fresh cluster of ``network``."""
-    config = {"calicoVersion": "3.28.0", **NETWORK_CONFIG[network]}
+    config = {"calicoVersion": "3.31.5", **NETWORK_CONFIG[network]}
     found = []
     with tempfile.TemporaryDirectory(prefix="calico-oke-bench-upgrade-") as tmp, \
             enforcement_cluster(paths, Path(tmp), config, kwok_nodes=0) as e:
-        versions = ["3.29.2", "3.28.0"]
+        versions = ["3.32.0", "3.31.5"]
         for i in range(count):
             target = versions[i % 2]
             seen = len(e.node.events())
@@ -197,7 +197,7 @@ def main() -> int:
     parser.add_argument("--upgrades", type=int, default=2, help="in-place version changes per network type (0: none)")
     args = parser.parse_args()
     paths = tools.ensure((*tools.DEMO_TOOLS, "kubectl", *tools.CALICO_TOOLS))
-    config = {"calicoVersion": "3.28.0", **NETWORK_CONFIG["vcn-native"]}
+    config = {"calicoVersion": "3.32.0", **NETWORK_CONFIG["vcn-native"]}
     points: list[Point] = []
     with tempfile.TemporaryDirectory(prefix="calico-oke-bench-policy-") as tmp, \
             enforcement_cluster(paths, Path(tmp), config, kwok_nodes=0) as e:
@@ -235,7 +235,7 @@ def _stats(values: list[float]) -> str:
 
 
 def report(points: list[Point], args: argparse.Namespace) -> None:
-    print(f"Calico 3.28.0 vcn-native, Felix on a dataplane node; probe every {args.interval}s; seconds, median and max "
+    print(f"Calico 3.32.0 vcn-native, Felix on a dataplane node; probe every {args.interval}s; seconds, median and max "
           f"({args.repeat} API cycles after a first one, {max(1, args.repeat // 2)} `pulumi up` cycles per row)")
     print(f"{'pods':>5} {'policies':>8}  {'first deny':>10}  {'deny from create':>16}  {'allow from delete':>17}  "
           f"{'deny from up':>14}  {'allow from up':>14}")

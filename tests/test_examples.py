@@ -10,12 +10,15 @@ from typing import Any
 import pulumi
 import pytest
 
-from tests.conftest import REPO, kubeconfig_text, mirror_path
+from calico_component import releases
+from tests.conftest import REPO, kubeconfig_text, mirror_path, upstream_objects
 
 #: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("ownership_checks")
 
 CLUSTER = "ocid1.cluster.oc1.iad.aaaaexample"
+# The examples install the newest release in Oracle's table unless calicoVersion says otherwise.
+EXAMPLES_VERSION = releases.SUPPORTED_VERSIONS[-1]
 
 
 class ExampleMocks(pulumi.runtime.Mocks):
@@ -69,7 +72,7 @@ def test_new_flannel_cluster_example(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cluster["type"] == "ENHANCED_CLUSTER"
     assert order.index("calico-flannel-addon") < order.index("calico-flannel-daemonset")
     calico_children = [n for t, n, _ in m.registered if t.startswith("kubernetes:")]
-    assert len(calico_children) == 31
+    assert len(calico_children) == len(upstream_objects(EXAMPLES_VERSION, "calico.yaml"))
     last_calico = max(order.index(n) for n in calico_children)
     assert order.index("workers") > last_calico
     # The example's comment: the kubeconfig (not secret as OKE returns it) is stored only inside secrets.
@@ -81,10 +84,11 @@ def test_new_flannel_cluster_example(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The existing-cluster example installs policy-only Calico (34 objects) and touches no flannel or OCI add-on."""
+    """The existing-cluster example installs every policy-only Calico object and touches no flannel or OCI add-on."""
     m = run_program(REPO / "examples/existing-vcn-native/__main__.py", "calico-oke-existing-vcn-native",
                     {"clusterId": CLUSTER}, monkeypatch)
-    assert len([t for t, _, _ in m.registered if t.startswith("kubernetes:")]) == 34
+    installed = [t for t, _, _ in m.registered if t.startswith("kubernetes:")]
+    assert len(installed) == len(upstream_objects(EXAMPLES_VERSION, "calico-policy-only.yaml"))
     assert not [n for t, n, _ in m.registered if t.startswith("pulumi-python:dynamic") or "flannel" in n]
     assert not [t for t, _, _ in m.registered if t.startswith("oci:")]
 

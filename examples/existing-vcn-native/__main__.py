@@ -13,7 +13,7 @@ cluster_id = config.require("clusterId")
 calico = Calico(
     "calico",
     CalicoArgs(
-        calico_version=config.get("calicoVersion") or "3.28.0",
+        calico_version=config.get("calicoVersion") or "3.32.0",
         # Explicit here so the example needs no lookups; leave both None to read them from the cluster.
         network_type=config.get("networkType") or "vcn-native",
         node_os=config.get("nodeOs") or "oracle-linux-8",

@@ -13,7 +13,7 @@ func main() {
 		cfg := config.New(ctx, "")
 		version := cfg.Get("calicoVersion")
 		if version == "" {
-			version = "3.28.0"
+			version = "3.32.0"
 		}
 		calico, err := calicooke.NewCalico(ctx, "calico", &calicooke.CalicoArgs{
 			CalicoVersion: version,

@@ -24,7 +24,7 @@ if config.get_bool("installCalico") is not False:
     calico = Calico(
         "calico",
         CalicoArgs(
-            calico_version=config.get("calicoVersion") or "3.28.0",
+            calico_version=config.get("calicoVersion") or "3.32.0",
             network_type=config.get("networkType") or "vcn-native",
             node_os=config.get("nodeOs") or "oracle-linux-8",
             cluster_id=config.get("clusterId"),

@@ -9,9 +9,9 @@ from calico_component import Calico, CalicoArgs
 
 config = pulumi.Config()
 compartment_id = config.require("compartmentId")
-kubernetes_version = config.get("kubernetesVersion") or "v1.30.1"
+kubernetes_version = config.get("kubernetesVersion") or "v1.36.1"
 node_image_id = config.require("nodeImageId")  # an Oracle Linux 8 OKE image for that Kubernetes version
-calico_version = config.get("calicoVersion") or "3.28.0"
+calico_version = config.get("calicoVersion") or "3.32.0"
 
 vcn = oci.core.Vcn("vcn", compartment_id=compartment_id, cidr_blocks=["10.0.0.0/16"], display_name="calico-demo",
                    dns_label="calicodemo")

@@ -6,7 +6,7 @@ import * as calicoOke from "@pulumi/calico-oke";
 const config = new pulumi.Config();
 
 const calico = new calicoOke.Calico("calico", {
-    calicoVersion: config.get("calicoVersion") ?? "3.28.0",
+    calicoVersion: config.get("calicoVersion") ?? "3.32.0",
     networkType: "vcn-native",
     nodeOs: "oracle-linux-8",
     kubeconfig: config.requireSecret("kubeconfig"),
