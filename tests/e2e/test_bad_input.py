@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,9 @@ def test_digest_mismatch_fails_preview(control_plane: ControlPlane, k8s: Any, ma
     with pytest.raises(auto.errors.CommandError) as info:
         stack.up(on_output=lambda _: None)
     message = str(info.value)
-    assert "SHA-256 mismatch" in message and "c7e45c51b9b484d2e9af6891fe37724dc6f22d31a86597d756be89e85bd60c84" in message
+    pinned = hashlib.sha256(good.read_bytes()).hexdigest()
+    got = hashlib.sha256((bad / "calico-policy-only.yaml").read_bytes()).hexdigest()
+    assert "SHA-256 mismatch" in message and f"expected {pinned}, got {got}" in message
     nothing_created(k8s, stack)
 
 
