@@ -59,10 +59,10 @@ AWAITED_KINDS = WORKLOAD_KINDS
 NEVER_AWAITED_KINDS = frozenset({"Service"})
 
 _UNCHECKED_RETIRED = (
-    "Calico {version} no longer enforces AdminNetworkPolicy and BaselineAdminNetworkPolicy objects. Without the "
-    "kubeconfig input calico-oke cannot read the cluster to check for them: before this install or upgrade, make sure "
+    "Calico {version} no longer enforces AdminNetworkPolicy and BaselineAdminNetworkPolicy objects, and calico-oke "
+    "could not check the cluster for them ({why}): before this install or upgrade, make sure "
     "`kubectl get adminnetworkpolicies,baselineadminnetworkpolicies` lists none (move them to ClusterNetworkPolicy or "
-    "Calico policy), or pass kubeconfig so the component checks."
+    "Calico policy){then}."
 )
 
 
@@ -203,8 +203,9 @@ class Calico(pulumi.ComponentResource):
 
         if kubeconfig is not None:
             kubeconfig = self._guarded(kubeconfig, rendered, args.adopt_existing)
-        elif retired.retired_kinds(rendered.calico_version):
-            pulumi.log.warn(_UNCHECKED_RETIRED.format(version=rendered.calico_version), resource=self)
+        else:
+            self._warn_unchecked_retired(rendered.calico_version, "no kubeconfig input",
+                                         ", or pass kubeconfig so the component checks")
         k8s_opts = create_providers(name, kubeconfig, args.cluster_id, adopt_existing=args.adopt_existing, parent=self)
         removal: list[pulumi.Resource] = []
         if cluster.network_type == "flannel-overlay" and args.remove_flannel:
@@ -224,6 +225,7 @@ class Calico(pulumi.ComponentResource):
                 warning = retired.check_cluster(text, version)
             except ClusterUnreachableError as exc:
                 pulumi.log.warn(f"could not check the cluster before changing Calico: {exc}", resource=self)
+                self._warn_unchecked_retired(version, "the cluster could not be reached", "")
             except GuardError as exc:
                 # Raised inside an apply: a RunError is shown as its message alone, any other exception with a traceback.
                 raise pulumi.RunError(str(exc)) from None
@@ -233,6 +235,11 @@ class Calico(pulumi.ComponentResource):
             return text
 
         return kubeconfig.apply(check)
+
+    def _warn_unchecked_retired(self, version: str, why: str, then: str) -> None:
+        """Say so when ``version`` retires policy kinds that could not be looked for on the cluster."""
+        if retired.retired_kinds(version):
+            pulumi.log.warn(_UNCHECKED_RETIRED.format(version=version, why=why, then=then), resource=self)
 
     def _resolve_cluster(self, args: CalicoArgs) -> _Cluster:
         """Network type and node OS, from the inputs or the OKE cluster, with the guards of Oracle's page.

@@ -274,24 +274,33 @@ def rewrite_image(image: str, registry: str) -> str:
     return f"{reg}/{image}"
 
 
-def _containers(obj: K8sObject) -> list[dict[str, Any]]:
-    """The containers and init containers of an object's pod template (none for objects without one)."""
+def _template_pod(obj: K8sObject) -> dict[str, Any] | None:
+    """An object's pod template spec, or None for objects without one."""
     spec = obj.get("spec")
     template = spec.get("template") if isinstance(spec, dict) else None
     pod = template.get("spec") if isinstance(template, dict) else None
-    if not isinstance(pod, dict):
-        return []
-    return [c for key in ("initContainers", "containers") for c in pod.get(key) or [] if isinstance(c, dict)]
+    return pod if isinstance(pod, dict) else None
+
+
+def _fields_and_containers(obj: K8sObject) -> list[tuple[str, dict[str, Any]]]:
+    """Each init container and container of an object's pod template, with the field that lists it."""
+    pod = _template_pod(obj) or {}
+    return [(key, c) for key in ("initContainers", "containers") for c in pod.get(key) or [] if isinstance(c, dict)]
+
+
+def _containers(obj: K8sObject) -> list[dict[str, Any]]:
+    """The containers and init containers of an object's pod template (none for objects without one)."""
+    return [c for _, c in _fields_and_containers(obj)]
 
 
 def require_qualified_images(manifest: Manifest, version: str = "unknown") -> Manifest:
     """Every image starts with a registry host (OKE's CRI-O from Kubernetes 1.34.1 pulls nothing else); returns the
     manifest unchanged, or raises ManifestShapeError naming the first object, container and image that does not."""
     for obj in manifest:
-        for c in _containers(obj):
+        for key, c in _fields_and_containers(obj):
             image = c.get("image")
             if not isinstance(image, str) or not qualified(image):
-                raise _shape(version, describe(obj), f"containers[{c.get('name')}].image",
+                raise _shape(version, describe(obj), f"{key}[{c.get('name')}].image",
                              f"is {image!r}, not a fully qualified name (registry host first), which OKE's CRI-O needs")
     return manifest
 

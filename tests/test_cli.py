@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, upstream_objects
+from tests.conftest import REPO, upstream_image, upstream_objects
 from tests.https_server import ManifestServer
 
 #: Every row of Oracle's table, both editions (PROCEDURE.md).
@@ -52,7 +52,7 @@ def test_render_all_versions_both_modes_both_os(version: str, mirror: Path, tmp_
             assert (env.get("FELIX_INTERFACEPREFIX") == "oci") == (mode == "vcn-native")
             images = [c["image"] for d in docs for k in ("initContainers", "containers")
                       for c in d.get("spec", {}).get("template", {}).get("spec", {}).get(k, [])]
-            host = "quay.io" if version >= "3.31" else "docker.io"
+            host = upstream_image(version).partition("/")[0]  # upstream's registry for this release
             assert images and all(i.startswith(f"{host}/calico/") and i.endswith(f":v{version}") for i in images)
 
 
@@ -125,6 +125,8 @@ def test_help_documents_every_flag() -> None:
         (["render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
           "--sha256", "xyz", "--offline"], ["xyz", "64 hexadecimal"]),
         (["frobnicate"], ["frobnicate"]),
+        (["render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+          "--image-registry", "mytenancy/calico"], ["'mytenancy/calico'", "registry host", "iad.ocir.io"]),
         (["render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
           "--typha"], ["--typha", "flannel-overlay"]),
         (["render", "--calico-version", "3.28.0", "--network-type", "flannel-overlay", "--node-os", "oracle-linux-8",

@@ -449,3 +449,69 @@ def test_workloads_wait_for_crds_other_objects_do_not(mocks: Recorder) -> Any:
                 assert not [d for d in depends[n] if any(d is c for c in crds)], n
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+
+
+def _run_guarded(monkeypatch: pytest.MonkeyPatch, version: str, **kw: Any) -> tuple[Recorder, list[str]]:
+    """Run the component once under preview mocks; return what it registered and the warnings it logged."""
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda msg, *_a, **_k: warnings.append(str(msg)))
+    rec = Recorder()
+    pulumi.runtime.set_mocks(rec, preview=True)
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        calico = Calico("calico", _args(calico_version=version, **kw))
+        return pulumi.Output.all(*[c.urn for c in calico._children.values()])
+
+    program()
+    return rec, warnings
+
+
+def test_retired_policy_on_the_cluster_registers_no_provider_and_no_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clean cluster installs 3.32.0; one holding AdminNetworkPolicy objects fails preview with the guard's text and
+    registers nothing."""
+    from calico_component import retired
+
+    rec, _ = _run_guarded(monkeypatch, "3.32.0", kubeconfig=kubeconfig_text())
+    assert len(_k8s(rec)) == len(upstream_objects("3.32.0", "calico-policy-only.yaml"))
+
+    def refuse(*_: Any) -> None:
+        raise retired.RetiredPolicyError("Calico 3.32.0 no longer enforces AdminNetworkPolicy objects")
+
+    monkeypatch.setattr(retired, "check_cluster", refuse)
+    with pytest.raises(pulumi.RunError, match="no longer enforces AdminNetworkPolicy"):
+        _run_guarded(monkeypatch, "3.32.0", kubeconfig=kubeconfig_text())
+
+
+def test_policy_already_unenforced_is_a_warning_and_the_install_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the check returns a statement (calico-node already runs 3.32), it is logged and every object registered."""
+    from calico_component import retired
+
+    rec, quiet = _run_guarded(monkeypatch, "3.32.0", kubeconfig=kubeconfig_text())
+    assert not [w for w in quiet if "AdminNetworkPolicy" in w]
+    monkeypatch.setattr(retired, "check_cluster", lambda *_: "They have no effect: AdminNetworkPolicy anp-0")
+    rec, warnings = _run_guarded(monkeypatch, "3.32.0", kubeconfig=kubeconfig_text())
+    assert "They have no effect: AdminNetworkPolicy anp-0" in warnings
+    assert len(_k8s(rec)) == len(upstream_objects("3.32.0", "calico-policy-only.yaml"))
+
+
+@pytest.mark.parametrize("unreachable", [False, True], ids=["no-kubeconfig", "unreachable"])
+def test_an_unchecked_cluster_is_warned_about_only_for_releases_that_retire_policy(
+        monkeypatch: pytest.MonkeyPatch, unreachable: bool) -> None:
+    """Without a kubeconfig, or with a cluster the check cannot reach, 3.31.5 installs quietly; 3.32.0 warns that
+    AdminNetworkPolicy objects could not be looked for, and says how to check by hand."""
+    from calico_component import ownership
+
+    kw: dict[str, Any] = {}
+    if unreachable:
+        def unreachable_check(*_: Any) -> None:
+            raise ownership.ClusterUnreachableError("cannot reach https://127.0.0.1:6443")
+
+        monkeypatch.setattr(ownership, "check_cluster", unreachable_check)
+        kw["kubeconfig"] = kubeconfig_text()
+    _, before = _run_guarded(monkeypatch, "3.31.5", **kw)
+    _, after = _run_guarded(monkeypatch, "3.32.0", **kw)
+    assert not [w for w in before if "AdminNetworkPolicy" in w]
+    unchecked = [w for w in after if "could not check the cluster for them" in w]
+    assert len(unchecked) == 1 and "kubectl get adminnetworkpolicies,baselineadminnetworkpolicies" in unchecked[0]
+    assert ("the cluster could not be reached" if unreachable else "pass kubeconfig") in unchecked[0]

@@ -10,15 +10,14 @@ from typing import Any
 import pulumi
 import pytest
 
-from calico_component import releases
-from tests.conftest import REPO, kubeconfig_text, mirror_path, upstream_objects
+from tests.conftest import REPO, kubeconfig_text, mirror_path, upstream_image, upstream_objects
 
 #: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("ownership_checks")
 
 CLUSTER = "ocid1.cluster.oc1.iad.aaaaexample"
-# The examples install the newest release in Oracle's table unless calicoVersion says otherwise.
-EXAMPLES_VERSION = releases.SUPPORTED_VERSIONS[-1]
+#: What the examples install unless calicoVersion says otherwise: Oracle's row for Kubernetes 1.36, OKE's newest.
+EXAMPLES_VERSION = "3.32.0"
 
 
 class ExampleMocks(pulumi.runtime.Mocks):
@@ -42,6 +41,12 @@ class ExampleMocks(pulumi.runtime.Mocks):
 
     def names(self, typ: str) -> list[str]:
         return [n for t, n, _ in self.registered if t == typ]
+
+
+def _calico_node_image(m: ExampleMocks) -> str:
+    """The image of the calico-node container in the calico-node DaemonSet the program registered."""
+    ds = next(i for t, n, i in m.registered if t == "kubernetes:apps/v1:DaemonSet" and n.endswith("calico-node"))
+    return str(next(c["image"] for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "calico-node"))
 
 
 def run_program(path: Path, project: str, config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ExampleMocks:
@@ -73,6 +78,7 @@ def test_new_flannel_cluster_example(monkeypatch: pytest.MonkeyPatch) -> None:
     assert order.index("calico-flannel-addon") < order.index("calico-flannel-daemonset")
     calico_children = [n for t, n, _ in m.registered if t.startswith("kubernetes:")]
     assert len(calico_children) == len(upstream_objects(EXAMPLES_VERSION, "calico.yaml"))
+    assert _calico_node_image(m) == upstream_image(EXAMPLES_VERSION)
     last_calico = max(order.index(n) for n in calico_children)
     assert order.index("workers") > last_calico
     # The example's comment: the kubeconfig (not secret as OKE returns it) is stored only inside secrets.
@@ -89,6 +95,7 @@ def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch) -> None:
                     {"clusterId": CLUSTER}, monkeypatch)
     installed = [t for t, _, _ in m.registered if t.startswith("kubernetes:")]
     assert len(installed) == len(upstream_objects(EXAMPLES_VERSION, "calico-policy-only.yaml"))
+    assert _calico_node_image(m) == upstream_image(EXAMPLES_VERSION)
     assert not [n for t, n, _ in m.registered if t.startswith("pulumi-python:dynamic") or "flannel" in n]
     assert not [t for t, _, _ in m.registered if t.startswith("oci:")]
 

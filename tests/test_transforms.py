@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -133,7 +134,8 @@ def test_image_registry_rewrites_quay_images_like_docker_ones(mode: str) -> None
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_deployed_image_is_fully_qualified(version: str) -> None:
-    """Every image a render deploys starts with a registry host (CRI-O on OKE 1.34.1+ pulls nothing else)."""
+    """Every image a render of a table release deploys starts with a registry host (CRI-O on OKE 1.34.1+ pulls
+    nothing else): upstream's own hosts, kept as they are."""
     for mode in FILES:
         images = _images(_render(version, mode, "oracle-linux-8"))
         assert images and all(i.split("/")[0] in ("docker.io", "quay.io") for i in images), images
@@ -153,6 +155,39 @@ def test_an_unqualified_upstream_image_fails_loudly() -> None:
     message = str(info.value)
     assert "DaemonSet kube-system/calico-node" in message and "containers[calico-node].image" in message
     assert "'calico/node:v3.28.0'" in message and "fully qualified" in message
+
+
+def _flannel_with_unqualified_init_image() -> bytes:
+    """Upstream 3.32.0 calico.yaml whose calico-node init container install-cni lost its registry host."""
+    import yaml
+
+    objs = upstream_objects("3.32.0", "calico.yaml")
+    ds = next(o for o in objs if _is_calico_node(o))
+    init = next(c for c in ds["spec"]["template"]["spec"]["initContainers"] if c["name"] == "install-cni")
+    init["image"] = "calico/cni:v3.32.0"
+    return yaml.safe_dump_all(objs).encode()
+
+
+def test_an_unqualified_init_container_image_fails_and_a_registry_rewrite_qualifies_it() -> None:
+    """flannel-overlay keeps calico-node's init containers: an unqualified one fails naming initContainers[...];
+    with image_registry the same manifest renders, every image under the registry."""
+    options = TransformOptions(network_type="flannel-overlay", node_os="oracle-linux-8", version="3.32.0")
+    assert transform(parse_manifest(upstream_bytes("3.32.0", "calico.yaml")), options)
+    bad = parse_manifest(_flannel_with_unqualified_init_image())
+    with pytest.raises(ManifestShapeError) as info:
+        transform(bad, options)
+    assert "initContainers[install-cni].image" in str(info.value) and "'calico/cni:v3.32.0'" in str(info.value)
+    mirrored = replace(options, image_registry="iad.ocir.io/t/calico")
+    images = _images([dict(o) for o in transform(bad, mirrored)])
+    assert "iad.ocir.io/t/calico/calico/cni:v3.32.0" in images
+    assert images and all(i.startswith("iad.ocir.io/t/calico/calico/") for i in images), images
+
+
+@pytest.mark.parametrize("registry", ["localhost:5000/calico", "localhost/calico", "registry:5000/x", "localhost"])
+def test_a_registry_with_a_host_rewrites_every_image(registry: str) -> None:
+    """A registry given as host (with or without port) and optional path takes every image, registry first."""
+    images = _images(_render("3.32.0", "vcn-native", "oracle-linux-8", image_registry=registry))
+    assert images and all(i.startswith(registry + "/calico/") for i in images), images
 
 
 @pytest.mark.parametrize("registry", ["mycalico", "mytenancy/calico"])

@@ -125,7 +125,8 @@ def test_felix_programs_nft_after_the_nodes_own_rules(enforcement: Enforcement) 
     felix_log = (Path(state["logs"]) / "felix.log").read_text()
     decided = [line for line in felix_log.splitlines() if "Determined whether or not to use nftables" in line]
     assert decided and all('calicoMode="Auto"' in line and "useNftables=false" in line for line in decided), decided
-    assert "table ip calico" not in node.node_exec("nft", "list", "tables").stdout
+    tables = node.node_exec("nft", "list", "tables").stdout
+    assert "table ip filter" in tables and "table ip calico" not in tables, tables
     forward = node.node_exec("iptables-nft", "-S", "FORWARD").stdout.splitlines()
     ours = next(i for i, rule in enumerate(forward) if NODE_RULE_COMMENT in rule)
     calico = next(i for i, rule in enumerate(forward) if "-j cali-FORWARD" in rule)

@@ -12,7 +12,7 @@ from kubernetes import client
 
 from calico_component.local.controlplane import ControlPlane
 from tests.conftest import REPO
-from tests.e2e.cluster import assert_installed, crd_names, fingerprints, live_uids
+from tests.e2e.cluster import assert_installed, crd_names, fingerprints, key_of, live_uids
 from tests.e2e.conftest import mirror
 from tests.e2e.enforcement import init_program
 from tests.e2e.engine import cli_errors
@@ -45,7 +45,8 @@ def test_admin_network_policies_stop_the_upgrade_to_332_until_removed(node_clust
                                                                        stack_cli: Any) -> None:
     """3.31.5 installed, two AdminNetworkPolicies and the BaselineAdminNetworkPolicy created: with calicoVersion 3.32.0,
     preview and up fail with one error naming them and the way out, and nothing is written; once they are deleted,
-    the same up upgrades in place and the AdminNetworkPolicy CRDs stay on the cluster."""
+    the same up upgrades in place and the AdminNetworkPolicy CRDs stay on the cluster; one created after the upgrade
+    is reported as unenforced, not refused."""
     cli = stack_cli("anp")
     init_program(cli, "anp", {**CONFIG, "manifestMirror": mirror()}, node_cluster.kubeconfig)
     cli("up", "--yes", "--skip-preview")
@@ -54,8 +55,11 @@ def test_admin_network_policies_stop_the_upgrade_to_332_until_removed(node_clust
     api.create_cluster_custom_object(GROUP, VERSION, "adminnetworkpolicies", admin_policy("deny-from-all", 10))
     api.create_cluster_custom_object(GROUP, VERSION, "adminnetworkpolicies", admin_policy("deny-from-all-2", 20))
     api.create_cluster_custom_object(GROUP, VERSION, "baselineadminnetworkpolicies", BASELINE)
-    objects = rendered("3.31.5")
-    before, uids = fingerprints(node_k8s, objects), live_uids(node_k8s, objects)
+    installed, target = rendered("3.31.5"), rendered("3.32.0")
+    # Everything either release deploys: what 3.32.0 alone brings (the ClusterNetworkPolicy CRD) must stay absent.
+    objects = installed + [o for o in target if key_of(o) not in {key_of(i) for i in installed}]
+    before, uids = fingerprints(node_k8s, objects), live_uids(node_k8s, installed)
+    assert before[("CustomResourceDefinition", "", f"clusternetworkpolicies.{GROUP}")] is None
 
     cli("config", "set", "calicoVersion", "3.32.0")
     for command in (("preview",), ("up", "--yes")):
@@ -76,8 +80,16 @@ def test_admin_network_policies_stop_the_upgrade_to_332_until_removed(node_clust
     api.delete_cluster_custom_object(GROUP, VERSION, "baselineadminnetworkpolicies", "default")
     cli("up", "--yes")
     assert_installed(node_k8s, "3.32.0")
-    kept = {k: v for k, v in live_uids(node_k8s, objects).items() if k[0] != "CustomResourceDefinition"}
-    assert kept == {k: v for k, v in uids.items() if k[0] != "CustomResourceDefinition"}, "the upgrade recreated objects"
+    # Every object 3.31.5 had, CRDs included (the two retired ones are retained, not recreated), keeps its UID.
+    assert live_uids(node_k8s, installed) == uids, "the upgrade recreated objects"
     assert {f"adminnetworkpolicies.{GROUP}", f"baselineadminnetworkpolicies.{GROUP}",
             f"clusternetworkpolicies.{GROUP}"} <= crd_names(node_k8s)
     cli("preview", "--expect-no-changes")
+
+    # calico-node already runs 3.32.0: an AdminNetworkPolicy created now is unenforced whatever this stack does, so
+    # the check states it and lets the stack be managed.
+    api.create_cluster_custom_object(GROUP, VERSION, "adminnetworkpolicies", admin_policy("late", 30))
+    proc = cli("preview", "--expect-no-changes", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "does not enforce AdminNetworkPolicy objects" in output and "AdminNetworkPolicy late" in output, output
