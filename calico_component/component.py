@@ -65,6 +65,16 @@ _UNCHECKED_RETIRED = (
     "Calico policy){then}."
 )
 
+_UNREACHABLE_WARNING = (
+    "could not check who manages Calico on the cluster before changing it ({why}); going on, since without "
+    "adopt_existing the Kubernetes provider refuses to create an object that already exists"
+)
+_UNREACHABLE_ADOPT = (
+    "adopt_existing takes over the Calico objects it finds, so calico-oke first checks that no other stack manages "
+    "them, and that check could not reach the cluster ({why}). Nothing was changed. Make the API server reachable from "
+    "here (VPN, bastion, private endpoint), then run the command again"
+)
+
 
 @dataclass(kw_only=True)
 class CalicoArgs:
@@ -89,14 +99,16 @@ FELIX_IPTABLESBACKEND=NFT). Default: derived from the cluster's node pool images
 cluster; an unknown value (a cluster created in the same program) needs `network_type` and `node_os`."""
     kubeconfig: pulumi.Input[str] | None = None
     """Kubeconfig contents (not a path), kept only as a secret. Creates the component's own Kubernetes providers; \
-without it the providers of the resource options apply."""
+without it the providers of the resource options apply, and flannel removal uses the kubeconfig OKE serves for \
+`cluster_id` (never the current kube context)."""
     remove_flannel: bool = True
     """flannel-overlay: remove flannel (the OKE add-on and kube-system/kube-flannel-ds) before installing Calico."""
     allow_existing_nodes: bool = False
     """flannel-overlay: allow replacing flannel on a cluster that already has worker nodes (they keep flannel \
 until recycled)."""
     adopt_existing: bool = False
-    """Take over Calico objects that already exist, such as a Calico installed by hand with kubectl."""
+    """Take over Calico objects that already exist, such as a Calico installed by hand with kubectl. The cluster must \
+then be reachable at preview: the check that no other stack manages them fails closed."""
     manifest_mirror: str | None = None
     """A directory (absolute path) or https base URL laid out as v<VERSION>/<file>, used instead of upstream."""
     manifest_sha256: str | None = None
@@ -177,8 +189,8 @@ class Calico(pulumi.ComponentResource):
     """The pod CIDR given to Calico's first IP pool (flannel-overlay), if any."""
 
     def __init__(self, name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        _validate_args(name, args)  # before registering: a refused program leaves not even the component in state
         super().__init__(TYPE_TOKEN, name, None, opts)
-        _validate_args(name, args)
         # Checked and marked secret before anything else: it never reaches state, logs or errors in plaintext.
         kubeconfig = checked_kubeconfig(args.kubeconfig) if args.kubeconfig is not None else None
         cluster = self._resolve_cluster(args)
@@ -201,15 +213,17 @@ class Calico(pulumi.ComponentResource):
         )
         check_supported(rendered.objects, rendered.calico_version)
 
-        if kubeconfig is not None:
-            kubeconfig = self._guarded(kubeconfig, rendered, args.adopt_existing)
+        removing = cluster.network_type == "flannel-overlay" and args.remove_flannel
+        target = kubeconfig if kubeconfig is not None or not removing else self._oke_kubeconfig(args)
+        if target is not None:
+            target = self._guarded(target, rendered, args.adopt_existing)
         else:
             self._warn_unchecked_retired(rendered.calico_version, "no kubeconfig input",
                                          ", or pass kubeconfig so the component checks")
-        k8s_opts = create_providers(name, kubeconfig, args.cluster_id, adopt_existing=args.adopt_existing, parent=self)
-        removal: list[pulumi.Resource] = []
-        if cluster.network_type == "flannel-overlay" and args.remove_flannel:
-            removal = self._remove_flannel(name, args, kubeconfig, cluster.pools)
+        providers_kubeconfig = target if kubeconfig is not None else None
+        k8s_opts = create_providers(name, providers_kubeconfig, args.cluster_id, adopt_existing=args.adopt_existing,
+                                    parent=self)
+        removal = self._remove_flannel(name, args, target, cluster.pools) if removing else []
         self._children = self._deploy(name, rendered, args, k8s_opts, removal)
         self._register(rendered, typha, pod_cidr)
 
@@ -224,7 +238,9 @@ class Calico(pulumi.ComponentResource):
                 ownership.check_cluster(text, objects, me, adopt)
                 warning = retired.check_cluster(text, version)
             except ClusterUnreachableError as exc:
-                pulumi.log.warn(f"could not check the cluster before changing Calico: {exc}", resource=self)
+                if adopt:
+                    raise pulumi.RunError(_UNREACHABLE_ADOPT.format(why=exc)) from None
+                pulumi.log.warn(_UNREACHABLE_WARNING.format(why=exc), resource=self)
                 self._warn_unchecked_retired(version, "the cluster could not be reached", "")
             except GuardError as exc:
                 # Raised inside an apply: a RunError is shown as its message alone, any other exception with a traceback.
@@ -235,6 +251,16 @@ class Calico(pulumi.ComponentResource):
             return text
 
         return kubeconfig.apply(check)
+
+    def _oke_kubeconfig(self, args: CalicoArgs) -> pulumi.Output[str]:
+        """The kubeconfig OKE serves for ``cluster_id`` (a secret): flannel removal acts on that cluster, never on the
+        current kube context (``_validate_args`` made sure one of the two inputs is there)."""
+        import pulumi_oci as oci
+
+        assert args.cluster_id is not None
+        result = oci.containerengine.get_cluster_kube_config_output(
+            cluster_id=args.cluster_id, token_version="2.0.0", opts=pulumi.InvokeOptions(parent=self))
+        return pulumi.Output.secret(result.content)
 
     def _warn_unchecked_retired(self, version: str, why: str, then: str) -> None:
         """Say so when ``version`` retires policy kinds that could not be looked for on the cluster."""
@@ -451,4 +477,11 @@ def _validate_args(name: str, args: CalicoArgs) -> None:
             f"Calico {name!r}: removing flannel disables the OKE Flannel add-on, which needs cluster_id. "
             "Pass the cluster OCID, or set disable_flannel_addon=False on basic or non-OKE clusters "
             "(the kube-flannel-ds DaemonSet is still removed)"
+        )
+    if flannel_steps and args.kubeconfig is None and args.cluster_id is None:
+        raise ConfigurationError(
+            f"Calico {name!r}: removing flannel deletes kube-system/kube-flannel-ds, and calico-oke acts only on the "
+            "cluster you name, never on the current kube context. Pass kubeconfig (the cluster's kubeconfig contents) "
+            "or cluster_id (the kubeconfig OKE serves for it is used), or set remove_flannel=False and remove flannel "
+            "yourself"
         )

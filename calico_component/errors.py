@@ -33,3 +33,16 @@ class ManifestShapeError(CalicoError):
 
 class GuardError(CalicoError):
     """A documented precondition of the OKE procedure is not met (existing nodes, virtual nodes, ...)."""
+
+
+class FlannelRemovalError(CalicoError):
+    """A flannel removal step (the OKE add-on, kube-flannel-ds) failed; the message says which and why."""
+
+
+class OciApiError(FlannelRemovalError):
+    """An OCI API call failed for good: a permanent answer (401, 403, 404, bad config), or transient ones that outlasted
+    the retries. ``status`` is the last HTTP status, or None when no answer came."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

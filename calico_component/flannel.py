@@ -9,25 +9,28 @@ break it, so destroy only forgets them (see README, "What destroy does").
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi.dynamic as dyn
 
 from .credentials import load_kubeconfig, scrub, secret_values
-from .errors import ConfigurationError
+from .errors import ConfigurationError, FlannelRemovalError, OciApiError
+from .oke_api import TRANSIENT_STATUSES, Retry, call
 
 DEFAULT_FLANNEL_ADDON_NAME = "Flannel"
 FLANNEL_NAMESPACE = "kube-system"
 FLANNEL_DAEMONSET = "kube-flannel-ds"
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value unknown during preview
 _GONE_STATES = frozenset({"DELETED", "ABSENT"})
+#: An operation is in flight on the add-on: OKE answers 409 to another one until it ends.
+_BUSY_STATES = frozenset({"CREATING", "UPDATING", "DELETING"})
 _WORK_REQUEST_DONE = "SUCCEEDED"
 _WORK_REQUEST_FAILED = frozenset({"FAILED", "CANCELED", "CANCELING"})
-
-
-class FlannelRemovalError(Exception):
-    """A flannel removal step failed; the message says which and why."""
+#: How long a refresh keeps trying OCI before it keeps the last known state.
+REFRESH_TIMEOUT_SECONDS = 60.0
+T = TypeVar("T")
 
 
 # --- OKE add-on -------------------------------------------------------------------------------
@@ -37,58 +40,83 @@ def _oci_client(props: dict[str, Any]) -> Any:
     import oci
 
     kwargs: dict[str, Any] = {
+        # Retries are this module's (oke_api.call): bounded by the add-on timeout, and explained when they run out.
         "retry_strategy": oci.retry.NoneRetryStrategy(),
+        "circuit_breaker_strategy": oci.circuit_breaker.NoCircuitBreakerStrategy(),
         "timeout": (10.0, float(props.get("request_timeout_seconds") or 60)),
     }
     if props.get("endpoint"):
         kwargs["service_endpoint"] = props["endpoint"]
     auth = props.get("auth") or "api_key"
-    if auth == "instance_principal":
-        signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
-        config: dict[str, Any] = {"region": props.get("region") or signer.region}
-        return oci.container_engine.ContainerEngineClient(config, signer=signer, **kwargs)
-    if auth == "resource_principal":
-        signer = oci.auth.signers.get_resource_principals_signer()
-        config = {"region": props.get("region") or signer.region}
-        return oci.container_engine.ContainerEngineClient(config, signer=signer, **kwargs)
     try:
+        if auth == "instance_principal":
+            signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
+            config: dict[str, Any] = {"region": props.get("region") or signer.region}
+            return oci.container_engine.ContainerEngineClient(config, signer=signer, **kwargs)
+        if auth == "resource_principal":
+            signer = oci.auth.signers.get_resource_principals_signer()
+            config = {"region": props.get("region") or signer.region}
+            return oci.container_engine.ContainerEngineClient(config, signer=signer, **kwargs)
         config = oci.config.from_file(
             file_location=props.get("config_file") or oci.config.DEFAULT_LOCATION,
             profile_name=props.get("profile") or oci.config.DEFAULT_PROFILE,
         )
-    except oci.exceptions.ClientError as exc:
-        raise FlannelRemovalError(
-            f"cannot load the OCI config to disable the {props.get('addon_name')} add-on: {exc}. "
-            "Configure ~/.oci/config (or set oci_profile / oci_auth), or set disable_flannel_addon=False "
-            "to skip the OKE add-on step"
+        if props.get("region"):
+            config["region"] = props["region"]
+        return oci.container_engine.ContainerEngineClient(config, **kwargs)
+    except Exception as exc:  # the SDK raises ClientError, ValueError, or requests errors (principal metadata)
+        raise OciApiError(
+            f"cannot set up OCI authentication ({auth}) to disable the {props.get('addon_name')} add-on: "
+            f"{type(exc).__name__}: {exc}. Configure ~/.oci/config (or set oci_profile / oci_auth), or set "
+            "disable_flannel_addon=False to skip the OKE add-on step"
         ) from exc
-    if props.get("region"):
-        config["region"] = props["region"]
-    return oci.container_engine.ContainerEngineClient(config, **kwargs)
 
 
-def _addon_state(client: Any, cluster_id: str, addon_name: str) -> str:
+def _budget(props: dict[str, Any], seconds: float | None = None) -> Retry:
+    """The retry budget of one add-on step: the add-on timeout (or ``seconds``), and the base backoff."""
+    return Retry.within(seconds if seconds is not None else float(props.get("timeout_seconds") or 900),
+                        float(props.get("retry_base_seconds") or 1))
+
+
+def _addon_state(client: Any, props: dict[str, Any], retry: Retry) -> str:
+    """The add-on's lifecycle state; ``ABSENT`` when OKE has none of that name on an existing cluster."""
     import oci
 
+    cluster_id, name = props["cluster_id"], props["addon_name"]
     try:
-        return str(client.get_addon(cluster_id, addon_name).data.lifecycle_state)
-    except oci.exceptions.ServiceError as exc:
-        if exc.status == 404:
-            return "ABSENT"
-        raise FlannelRemovalError(
-            f"reading OKE add-on {addon_name} of {cluster_id} failed: HTTP {exc.status} {exc.code}: {exc.message}"
-        ) from exc
-    except oci.exceptions.RequestException as exc:
-        raise FlannelRemovalError(f"reading OKE add-on {addon_name} of {cluster_id} failed: {exc}") from exc
+        addon = call(f"reading OKE add-on {name} of cluster {cluster_id}",
+                     lambda: client.get_addon(cluster_id, name), retry, passthrough=frozenset({404}))
+    except oci.exceptions.ServiceError:
+        # 404 NotAuthorizedOrNotFound: no such add-on, unless the cluster itself cannot be read.
+        call(f"reading OKE cluster {cluster_id}", lambda: client.get_cluster(cluster_id), retry)
+        return "ABSENT"
+    return str(addon.data.lifecycle_state)
 
 
-def _wait_work_request(client: Any, work_request_id: str, props: dict[str, Any]) -> None:
-    timeout = float(props.get("timeout_seconds") or 900)
+def _past(retry: Retry, poll: float) -> bool:
+    return time.monotonic() + poll > retry.deadline
+
+
+def _settled_state(client: Any, props: dict[str, Any], retry: Retry) -> str:
+    """The add-on's state once no operation is in flight on it: a DELETING/UPDATING add-on (an earlier, interrupted
+    `up`, or someone else) is waited for, never disabled a second time."""
     poll = float(props.get("poll_seconds") or 5)
-    deadline = time.monotonic() + timeout
-    status = "UNKNOWN"
+    while (state := _addon_state(client, props, retry)) in _BUSY_STATES:
+        if _past(retry, poll):
+            raise FlannelRemovalError(
+                f"OKE add-on {props['addon_name']} of cluster {props['cluster_id']} is still {state} after "
+                f"{props.get('timeout_seconds') or 900:g}s: an operation on it is in flight (an earlier, interrupted "
+                "`up`?). Check its work request in the OCI console, then run `pulumi up` again")
+        retry.sleep(poll)
+    return state
+
+
+def _wait_work_request(client: Any, work_request_id: str, props: dict[str, Any], retry: Retry) -> None:
+    """Poll the work request until it succeeds; transient errors are retried within the add-on timeout."""
+    poll = float(props.get("poll_seconds") or 5)
     while True:
-        wr = client.get_work_request(work_request_id).data
+        wr = call(f"reading OKE work request {work_request_id}", lambda: client.get_work_request(work_request_id),
+                  retry).data
         status = str(wr.status)
         if status == _WORK_REQUEST_DONE:
             return
@@ -97,38 +125,68 @@ def _wait_work_request(client: Any, work_request_id: str, props: dict[str, Any])
                 f"OKE work request {work_request_id} disabling add-on {props['addon_name']} ended {status}; "
                 "see the work request's errors in the OCI console, fix the cause, and run `pulumi up` again"
             )
-        if time.monotonic() + poll > deadline:
+        if _past(retry, poll):
             raise FlannelRemovalError(
                 f"OKE work request {work_request_id} disabling add-on {props['addon_name']} still {status} after "
-                f"{timeout:g}s; it may still finish: check it, then run `pulumi up` again (raise timeout if needed)"
+                f"{props.get('timeout_seconds') or 900:g}s; it may still finish: check it, then run `pulumi up` again "
+                "(raise addon_timeout_seconds if needed)"
             )
-        time.sleep(poll)
+        retry.sleep(poll)
+
+
+_CONFLICT = "conflict"
+
+
+def _request_disable(client: Any, props: dict[str, Any], retry: Retry) -> str | None:
+    """Ask OKE to disable the add-on: its work request id, None when OKE has no such add-on any more, or
+    ``_CONFLICT`` when OKE answered 409 (an operation started on it meanwhile)."""
+    import oci
+
+    cluster_id, name = props["cluster_id"], props["addon_name"]
+    try:
+        response = call(f"disabling OKE add-on {name} of cluster {cluster_id}",
+                        lambda: client.disable_addon(cluster_id, name, bool(props.get("remove_resources", True))),
+                        retry, passthrough=frozenset({404, 409}))
+    except oci.exceptions.ServiceError as exc:
+        return None if exc.status == 404 else _CONFLICT
+    return response.headers.get("opc-work-request-id") or None
 
 
 def disable_addon(props: dict[str, Any]) -> dict[str, Any]:
     """Make sure the add-on is disabled (and its resources removed); already disabled is success."""
-    import oci
-
-    client = _oci_client(props)
-    cluster_id, name = props["cluster_id"], props["addon_name"]
-    state = _addon_state(client, cluster_id, name)
-    work_request_id = None
-    if state not in _GONE_STATES:
-        try:
-            response = client.disable_addon(cluster_id, name, bool(props.get("remove_resources", True)))
-        except oci.exceptions.ServiceError as exc:
-            if exc.status != 404:
+    client, retry = _oci_client(props), _budget(props)
+    poll = float(props.get("poll_seconds") or 5)
+    state, work_request_id = _settled_state(client, props, retry), None
+    while state not in _GONE_STATES:
+        outcome = _request_disable(client, props, retry)
+        if outcome == _CONFLICT:
+            if _past(retry, poll):
                 raise FlannelRemovalError(
-                    f"disabling OKE add-on {name} of {cluster_id} failed: HTTP {exc.status} {exc.code}: {exc.message}"
-                ) from exc
-        except oci.exceptions.RequestException as exc:
-            raise FlannelRemovalError(f"disabling OKE add-on {name} of {cluster_id} failed: {exc}") from exc
-        else:
-            work_request_id = response.headers.get("opc-work-request-id")
-            if work_request_id:
-                _wait_work_request(client, work_request_id, props)
+                    f"OKE kept answering 409 Conflict to disabling add-on {props['addon_name']} of cluster "
+                    f"{props['cluster_id']}; check the cluster's work requests in the OCI console, then run `pulumi up` "
+                    "again")
+            retry.sleep(poll)
+            state = _settled_state(client, props, retry)
+            continue
+        work_request_id = outcome
+        if work_request_id:
+            _wait_work_request(client, work_request_id, props, retry)
         state = "DELETED"
     return {**props, "addon_state": state, "work_request_id": work_request_id}
+
+
+def refreshed_state(props: dict[str, Any]) -> str | None:
+    """The add-on's state for ``pulumi refresh``; when OCI cannot be reached after the retries, the last known state,
+    with a warning (a flaky OCI API must not fail every preview). Permanent answers (401, 403, 404) still fail."""
+    try:
+        return _addon_state(_oci_client(props), props, _budget(props, REFRESH_TIMEOUT_SECONDS))
+    except OciApiError as exc:
+        if exc.status is not None and exc.status not in TRANSIENT_STATUSES:
+            raise
+        last = props.get("addon_state")
+        pulumi.log.warn(f"refresh could not confirm the state of OKE add-on {props.get('addon_name')}, keeping the "
+                        f"last known one ({last}): {exc}")
+        return None if last is None else str(last)
 
 
 class OkeAddonDisabledProvider(dyn.ResourceProvider):
@@ -164,8 +222,7 @@ class OkeAddonDisabledProvider(dyn.ResourceProvider):
         return dyn.CreateResult(f"{props['cluster_id']}/{props['addon_name']}", outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
-        state = _addon_state(_oci_client(props), props["cluster_id"], props["addon_name"])
-        return dyn.ReadResult(id_, {**props, "addon_state": state})
+        return dyn.ReadResult(id_, {**props, "addon_state": refreshed_state(props)})
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
         return dyn.UpdateResult(disable_addon(news))
@@ -195,6 +252,7 @@ class OkeAddonDisabled(dyn.Resource):
         endpoint: str | None = None,
         timeout_seconds: float = 900,
         poll_seconds: float = 5,
+        retry_base_seconds: float = 1,
         existing_node_count: pulumi.Input[int] | None = None,
         allow_existing_nodes: bool = False,
         opts: pulumi.ResourceOptions | None = None,
@@ -210,6 +268,7 @@ class OkeAddonDisabled(dyn.Resource):
             "endpoint": endpoint,
             "timeout_seconds": timeout_seconds,
             "poll_seconds": poll_seconds,
+            "retry_base_seconds": retry_base_seconds,
             "existing_node_count": existing_node_count,
             "allow_existing_nodes": allow_existing_nodes,
             "addon_state": None,
@@ -222,26 +281,39 @@ class OkeAddonDisabled(dyn.Resource):
 
 
 def _k8s_api(props: dict[str, Any]) -> Any:
+    """A client for the kubeconfig given to this resource, and never the machine's current kube context: deleting
+    kube-flannel-ds on whichever cluster happens to be current would take down that cluster's pod network."""
     from kubernetes import config
 
     kubeconfig = props.get("kubeconfig")
     where = f"{props.get('namespace')}/{props.get('name')}"
+    if not kubeconfig:
+        raise FlannelRemovalError(
+            f"removing {where} needs the kubeconfig of the cluster Calico is installed on; calico-oke never uses the "
+            "current kube context. Pass kubeconfig (its contents) or an OKE cluster_id to CalicoArgs")
     try:
-        if kubeconfig:
-            api_client = config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
-                load_kubeconfig(kubeconfig), context=props.get("context")
-            )
-        else:
-            api_client = config.new_client_from_config(context=props.get("context"))  # type: ignore[no-untyped-call]
+        return config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+            load_kubeconfig(kubeconfig), context=props.get("context"))
     except ConfigurationError as exc:
         raise FlannelRemovalError(f"cannot remove {where}: {exc}") from None  # its cause would quote the file
     except (config.ConfigException, TypeError) as exc:
         # The client's messages name keys, but scrub every credential value in case one is echoed.
-        reason = scrub(str(exc), secret_values(kubeconfig)) if kubeconfig else str(exc)
         raise FlannelRemovalError(
-            f"cannot load a kubeconfig to remove {where}: {reason}. Pass kubeconfig= to CalicoArgs, or set KUBECONFIG"
+            f"cannot load the kubeconfig to remove {where}: {scrub(str(exc), secret_values(kubeconfig))}"
         ) from None
-    return api_client
+
+
+def _k8s_call(what: str, fn: Callable[[], T]) -> T:
+    """``fn()`` against the API server; an HTTP error or no answer becomes a FlannelRemovalError naming ``what``."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return fn()
+    except ApiException as exc:
+        raise FlannelRemovalError(f"{what} failed: HTTP {exc.status} {exc.reason}") from exc
+    except (HTTPError, OSError) as exc:
+        raise FlannelRemovalError(f"{what} failed: the API server did not answer ({type(exc).__name__}: {exc})") from exc
 
 
 def _daemonset_present(props: dict[str, Any]) -> bool:
@@ -249,15 +321,18 @@ def _daemonset_present(props: dict[str, Any]) -> bool:
     from kubernetes.client.exceptions import ApiException
 
     api = client.AppsV1Api(_k8s_api(props))
-    try:
-        api.read_namespaced_daemon_set(props["name"], props["namespace"], _request_timeout=30)
+    ns, name = props["namespace"], props["name"]
+
+    def read() -> bool:
+        try:
+            api.read_namespaced_daemon_set(name, ns, _request_timeout=(5, 30))
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
         return True
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise FlannelRemovalError(
-            f"reading DaemonSet {props['namespace']}/{props['name']} failed: HTTP {exc.status} {exc.reason}"
-        ) from exc
+
+    return _k8s_call(f"reading DaemonSet {ns}/{name}", read)
 
 
 def delete_daemonset(props: dict[str, Any]) -> dict[str, Any]:
@@ -267,15 +342,18 @@ def delete_daemonset(props: dict[str, Any]) -> dict[str, Any]:
 
     api = client.AppsV1Api(_k8s_api(props))
     ns, name = props["namespace"], props["name"]
-    existed = True
-    try:
-        api.delete_namespaced_daemon_set(
-            name, ns, body=client.V1DeleteOptions(propagation_policy="Foreground"), _request_timeout=30
-        )
-    except ApiException as exc:
-        if exc.status != 404:
-            raise FlannelRemovalError(f"deleting DaemonSet {ns}/{name} failed: HTTP {exc.status} {exc.reason}") from exc
-        existed = False
+
+    def delete() -> bool:
+        try:
+            api.delete_namespaced_daemon_set(
+                name, ns, body=client.V1DeleteOptions(propagation_policy="Foreground"), _request_timeout=(5, 30))
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    existed = _k8s_call(f"deleting DaemonSet {ns}/{name}", delete)
     deadline = time.monotonic() + float(props.get("timeout_seconds") or 300)
     while existed and _daemonset_present(props):
         if time.monotonic() > deadline:
@@ -290,7 +368,8 @@ def delete_daemonset(props: dict[str, Any]) -> dict[str, Any]:
 def _node_count(props: dict[str, Any]) -> int:
     from kubernetes import client
 
-    return len(client.CoreV1Api(_k8s_api(props)).list_node(_request_timeout=30).items)
+    api = client.CoreV1Api(_k8s_api(props))
+    return _k8s_call("listing nodes", lambda: len(api.list_node(_request_timeout=(5, 30)).items))
 
 
 class DaemonSetAbsentProvider(dyn.ResourceProvider):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,11 @@ class OwnershipError(GuardError):
 
 
 class ClusterUnreachableError(OwnershipError):
-    """The check could not reach the API server (the component warns and lets the providers report it)."""
+    """The check could not reach the API server: an error with adopt_existing, else a warning."""
+
+
+class ClusterAuthError(OwnershipError):
+    """The API server refused the check's credentials (401, a failing exec plugin) or its permissions (403)."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,15 @@ NEVER_TWO = ("Two stacks must never manage one cluster's Calico: destroying eith
              "other. Nothing was changed.")
 
 
+def same_stack(mark: str, me: str) -> bool:
+    """Whether an object's mark is this stack's: its project and stack name match. The organization is not compared:
+    it changes when a stack moves between backends (the file backend's ``organization``, a Pulumi Cloud org)."""
+    return mark.split("/")[-2:] == me.split("/")[-2:]
+
+
 def ownership_problem(live: Sequence[LiveObject], me: str, adopt_existing: bool) -> str | None:
     """Why this stack must not manage ``live`` (the existing copies of its objects), or None when it may."""
-    others = [o for o in live if o.owner and o.owner != me]
+    others = [o for o in live if o.owner and not same_stack(o.owner, me)]
     if others:
         owners = ", ".join(sorted({str(o.owner) for o in others}))
         return (f"Calico is already installed on this cluster and this stack ({me}) does not manage it: "
@@ -87,19 +98,49 @@ def _path(obj: K8sObject) -> str:
     return f"{base}{scope}/{kind.lower()}s/{name}"
 
 
+#: Per request: seconds to connect, seconds to wait for the answer. With no retry and one probe request before the rest,
+#: an unreachable API server is reported within about CONNECT + READ seconds, not minutes.
+REQUEST_TIMEOUT = (3.0, 10.0)
+
+
 def get(api_client: Any, path: str) -> tuple[int, bytes]:
-    """One authenticated GET through the official client: (HTTP status, body)."""
+    """One authenticated GET through the official client, bounded by REQUEST_TIMEOUT: (HTTP status, body)."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
     try:
         method, url, headers, _, _ = api_client.param_serialize(
             "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-        response = api_client.call_api(method, url, header_params=headers, _request_timeout=30)
+        response = api_client.call_api(method, url, header_params=headers, _request_timeout=REQUEST_TIMEOUT)
         response.read()
-    except (HTTPError, ApiException) as exc:
-        raise ClusterUnreachableError(f"the API server did not answer ({type(exc).__name__})") from None
+    except (HTTPError, ApiException, OSError) as exc:
+        host = getattr(api_client.configuration, "host", "the API server")
+        raise ClusterUnreachableError(f"{host} did not answer within {REQUEST_TIMEOUT[0]:g}s to connect and "
+                                      f"{REQUEST_TIMEOUT[1]:g}s to reply ({type(exc).__name__})") from None
     return int(response.status), bytes(response.data)
+
+
+def _resource(obj: K8sObject) -> str:
+    kind, namespace, _ = object_key(obj)
+    group = obj.get("apiVersion", "").rpartition("/")[0]
+    return f"{kind.lower()}s{'.' + group if group else ''}" + (f" in namespace {namespace}" if namespace else "")
+
+
+def _refused(status: int, obj: K8sObject, purpose: str) -> OwnershipError:
+    """The error for an answer that is not 200 or 404: what went wrong and what the check needs."""
+    kind, _, name = object_key(obj)
+    if status == 401:
+        return ClusterAuthError(
+            f"the API server rejected the kubeconfig's credentials (HTTP 401) when reading {kind} {name} to {purpose}: "
+            "its token or certificate is missing or expired (for OKE: check that `oci ce cluster generate-token` "
+            "works with the same OCI profile). Nothing was changed")
+    if status == 403:
+        return ClusterAuthError(
+            f"the kubeconfig's user may not read {kind} {name} (HTTP 403) to {purpose}: the check needs `get` on "
+            f"{_resource(obj)} (and on every kind calico-oke deploys: daemonsets, deployments, serviceaccounts, "
+            "configmaps, services, poddisruptionbudgets, clusterroles, clusterrolebindings, roles, rolebindings). "
+            "Grant them, or use a kubeconfig with cluster-admin. Nothing was changed")
+    return OwnershipError(f"cannot read {kind} {name} to {purpose}: HTTP {status}")
 
 
 def _read(api_client: Any, obj: K8sObject) -> LiveObject | None:
@@ -108,7 +149,7 @@ def _read(api_client: Any, obj: K8sObject) -> LiveObject | None:
     if status == 404:
         return None
     if status >= 300:
-        raise OwnershipError(f"cannot read {kind} {name} to check who manages Calico: HTTP {status}")
+        raise _refused(status, obj, "check who manages Calico")
     meta = json.loads(body)["metadata"]
     managers = {str(m.get("manager", "")) for m in meta.get("managedFields") or []}
     return LiveObject(kind, namespace, name, (meta.get("annotations") or {}).get(OWNER_ANNOTATION),
@@ -118,25 +159,79 @@ def _read(api_client: Any, obj: K8sObject) -> LiveObject | None:
 def read_live(api_client: Any, objects: Iterable[K8sObject]) -> list[LiveObject]:
     """The live copies of ``objects`` that exist (CRDs are not read), a few requests at a time."""
     wanted = [o for o in objects if o.get("kind") != "CustomResourceDefinition"]
+    if not wanted:
+        return []
+    # One request first: an unreachable or refusing server is reported once, not by a burst of parallel timeouts.
+    first = _read(api_client, wanted[0])
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        found = list(pool.map(lambda o: _read(api_client, o), wanted))
+        found = [first, *pool.map(lambda o: _read(api_client, o), wanted[1:])]
     return [o for o in found if o is not None]
+
+
+class _Collected(logging.Handler):
+    """Keeps the error records the Kubernetes client logs while it loads a kubeconfig (a failing exec plugin is only
+    logged there, and the client goes on without a token)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _exec_failure(doc: dict[str, Any], logged: Sequence[str], secrets: set[str]) -> str | None:
+    """What a failing exec credential plugin said, with its command, or None when it worked (or there is none)."""
+    from .credentials import scrub
+
+    contexts = {c.get("name"): c.get("context") or {} for c in doc.get("contexts") or []}
+    user_name = (contexts.get(doc.get("current-context")) or {}).get("user")
+    users = {u.get("name"): u.get("user") or {} for u in doc.get("users") or []}
+    plugin = (users.get(user_name) or {}).get("exec")
+    failures = [m for m in logged if m.startswith("exec:")]
+    if not isinstance(plugin, dict) or not failures:
+        return None
+    words = [str(plugin.get("command", "")), *[str(a) for a in plugin.get("args") or []]]
+    # The command and its arguments are shown (they say which plugin to fix); its env values and tokens never are.
+    failure = scrub(failures[0], secrets)
+    return f"the kubeconfig's credential plugin `{' '.join(words)}` failed, so there is no token: {failure}"
+
+
+def _bounded_client(doc: dict[str, Any]) -> tuple[Any, list[str]]:
+    """An ApiClient that never retries on its own (REQUEST_TIMEOUT bounds each request), and the errors the client
+    logged while loading (a failing exec plugin's among them)."""
+    from kubernetes import client, config
+
+    configuration = type.__call__(client.Configuration)
+    collected = _Collected()
+    logging.getLogger().addHandler(collected)
+    try:
+        config.load_kube_config_from_dict(doc, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    finally:
+        logging.getLogger().removeHandler(collected)
+    configuration.retries = 0
+    return client.ApiClient(configuration), collected.messages
 
 
 @contextlib.contextmanager
 def api_client_for(kubeconfig: str, purpose: str) -> Iterator[Any]:
     """An official Kubernetes API client for ``kubeconfig`` (closed afterwards); a bad kubeconfig is an OwnershipError
-    saying what it was needed for, with no secret of it quoted."""
+    saying what it was needed for, and a failing exec credential plugin a ClusterAuthError with its command and
+    output; no secret of the kubeconfig is quoted."""
     from kubernetes import config
 
     from .credentials import load_kubeconfig, scrub, secret_values
 
+    secrets = secret_values(kubeconfig)
     try:
-        api_client = config.new_client_from_config_dict(load_kubeconfig(kubeconfig))  # type: ignore[no-untyped-call]
-    except (config.ConfigException, TypeError) as exc:
-        raise OwnershipError(f"cannot load the kubeconfig to {purpose}: "
-                             f"{scrub(str(exc), secret_values(kubeconfig))}") from None
+        doc = load_kubeconfig(kubeconfig)
+        api_client, logged = _bounded_client(doc)
+    except (config.ConfigException, TypeError, ValueError) as exc:
+        raise OwnershipError(f"cannot load the kubeconfig to {purpose}: {scrub(str(exc), secrets)}") from None
     try:
+        failure = _exec_failure(doc, logged, secrets)
+        if failure:
+            raise ClusterAuthError(f"cannot {purpose}: {failure}. Nothing was changed")
         yield api_client
     finally:
         api_client.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 from calico_component import Calico, CalicoArgs
 from calico_component.errors import ConfigurationError, GuardError
@@ -50,6 +51,8 @@ class Recorder(pulumi.runtime.Mocks):
             return {"nodePools": self.node_pools}, []
         if args.token == "oci:ContainerEngine/getVirtualNodePools:getVirtualNodePools":
             return {"virtualNodePools": self.virtual_pools}, []
+        if args.token == "oci:ContainerEngine/getClusterKubeConfig:getClusterKubeConfig":
+            return {"content": kubeconfig_text(server=f"https://{args.args['clusterId']}.oke:6443")}, []
         raise AssertionError(f"unexpected invoke {args.token}")
 
     def by_type(self, typ: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -150,11 +153,15 @@ def test_flannel_overlay_removal_steps_come_first(mocks: Recorder) -> Any:
 @pulumi.runtime.test
 def test_flannel_removal_without_addon_step(mocks: Recorder) -> Any:
     """disable_flannel_addon=False skips the OKE step but still removes kube-flannel-ds, with no OCI lookups."""
-    calico = Calico("calico", _args(network_type="flannel-overlay", disable_flannel_addon=False))
+    calico = Calico("calico", _args(network_type="flannel-overlay", disable_flannel_addon=False,
+                                    kubeconfig=kubeconfig_text()))
 
     def check(_: Any) -> None:
         names = [n for _, n, _ in mocks.registered]
         assert "calico-flannel-daemonset" in names and "calico-flannel-addon" not in names
+        ds = next(i for _t, n, i in mocks.registered if n == "calico-flannel-daemonset")
+        secret = ds["kubeconfig"]  # a secret reaches the mocks as {<sig>: ..., "value": ...}
+        assert isinstance(secret, dict) and yaml.safe_load(secret["value"]) == yaml.safe_load(kubeconfig_text())
         assert mocks.calls == []
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
@@ -451,11 +458,12 @@ def test_workloads_wait_for_crds_other_objects_do_not(mocks: Recorder) -> Any:
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 
 
-def _run_guarded(monkeypatch: pytest.MonkeyPatch, version: str, **kw: Any) -> tuple[Recorder, list[str]]:
+def _run_guarded(monkeypatch: pytest.MonkeyPatch, version: str, rec: Recorder | None = None,
+                 **kw: Any) -> tuple[Recorder, list[str]]:
     """Run the component once under preview mocks; return what it registered and the warnings it logged."""
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda msg, *_a, **_k: warnings.append(str(msg)))
-    rec = Recorder()
+    rec = rec or Recorder()
     pulumi.runtime.set_mocks(rec, preview=True)
 
     @pulumi.runtime.test
@@ -515,3 +523,58 @@ def test_an_unchecked_cluster_is_warned_about_only_for_releases_that_retire_poli
     unchecked = [w for w in after if "could not check the cluster for them" in w]
     assert len(unchecked) == 1 and "kubectl get adminnetworkpolicies,baselineadminnetworkpolicies" in unchecked[0]
     assert ("the cluster could not be reached" if unreachable else "pass kubeconfig") in unchecked[0]
+
+
+def test_flannel_removal_needs_a_named_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With remove_flannel=False, a flannel-overlay install without kubeconfig or cluster_id registers Calico; asked to
+    remove flannel with neither, it is refused before anything is registered, naming both inputs (the current kube
+    context is never used)."""
+    kw: dict[str, Any] = dict(network_type="flannel-overlay", disable_flannel_addon=False)
+    rec, _ = _run_guarded(monkeypatch, "3.32.0", remove_flannel=False, **kw)
+    names = [n for _t, n, _i in rec.registered]
+    assert "calico-daemonset-kube-system-calico-node" in names and "calico-flannel-daemonset" not in names
+    refused = Recorder()
+    with pytest.raises(ConfigurationError, match=r"never on the current kube context\. Pass kubeconfig .* or "
+                                                 r"cluster_id .*remove_flannel=False"):
+        _run_guarded(monkeypatch, "3.32.0", rec=refused, **kw)
+    assert refused.registered == []
+
+
+def test_flannel_removal_with_cluster_id_acts_on_okes_kubeconfig(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a kubeconfig input but with cluster_id, the kubeconfig OKE serves for that cluster is fetched, checked
+    for ownership first, and given (as a secret) to the kube-flannel-ds step; the objects keep the providers of opts."""
+    from calico_component import ownership
+
+    checked: list[str] = []
+    monkeypatch.setattr(ownership, "check_cluster", lambda text, *_: checked.append(yaml.safe_load(text)["clusters"][0]
+                                                                                   ["cluster"]["server"]))
+    rec, _ = _run_guarded(monkeypatch, "3.32.0", network_type="flannel-overlay", cluster_id=pulumi.Output.from_input(
+        CLUSTER), disable_flannel_addon=False)
+    assert "oci:ContainerEngine/getClusterKubeConfig:getClusterKubeConfig" in rec.calls
+    assert checked == [f"https://{CLUSTER}.oke:6443"]
+    ds = next(i for _t, n, i in rec.registered if n == "calico-flannel-daemonset")
+    assert f"https://{CLUSTER}.oke:6443" in str(ds["kubeconfig"])
+    assert not rec.by_type("pulumi:providers:kubernetes")
+
+
+@pytest.mark.parametrize("adopt", [False, True])
+def test_an_unreachable_cluster_fails_closed_only_when_adopting(monkeypatch: pytest.MonkeyPatch, adopt: bool) -> None:
+    """A reachable cluster installs either way. An unreachable one is a warning without adopt_existing (the provider
+    refuses to create what exists), and with it an error at preview: adoption upserts, so an
+    unchecked cluster could hand another stack's Calico to this one."""
+    from calico_component import ownership
+
+    rec, _ = _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text(), adopt_existing=adopt)
+    assert len(_k8s(rec)) == len(upstream_objects("3.31.5", "calico-policy-only.yaml"))
+
+    def unreachable(*_: Any) -> None:
+        raise ownership.ClusterUnreachableError("https://10.0.0.5:6443 did not answer within 3s to connect")
+
+    monkeypatch.setattr(ownership, "check_cluster", unreachable)
+    if not adopt:
+        rec, warnings = _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text())
+        assert [w for w in warnings if "could not check who manages Calico" in w and "10.0.0.5" in w]
+        assert len(_k8s(rec)) == len(upstream_objects("3.31.5", "calico-policy-only.yaml"))
+        return
+    with pytest.raises(pulumi.RunError, match=r"adopt_existing takes over .*10\.0\.0\.5.*Nothing was changed"):
+        _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text(), adopt_existing=True)

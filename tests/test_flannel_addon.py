@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from calico_component.flannel import FlannelRemovalError, OkeAddonDisabledProvider
+from calico_component.errors import CalicoError, FlannelRemovalError, OciApiError
+from calico_component.flannel import OkeAddonDisabledProvider
 from tests.fake_oke import FakeOke, write_oci_config
 
 CLUSTER = "ocid1.cluster.oc1.iad.aaaaaaaatest"
@@ -23,7 +26,8 @@ def oke() -> Iterator[FakeOke]:
 def _props(oke: FakeOke, tmp_path: Path, **kw: Any) -> dict[str, Any]:
     props: dict[str, Any] = dict(cluster_id=CLUSTER, addon_name="Flannel", remove_resources=True,
                                  endpoint=oke.endpoint, config_file=str(write_oci_config(tmp_path)),
-                                 timeout_seconds=10, poll_seconds=0.05, request_timeout_seconds=5)
+                                 timeout_seconds=10, poll_seconds=0.05, request_timeout_seconds=5,
+                                 retry_base_seconds=0.05)
     props.update(kw)
     return props
 
@@ -65,17 +69,23 @@ def test_work_request_timeout(oke: FakeOke, tmp_path: Path) -> None:
         OkeAddonDisabledProvider().create(_props(oke, tmp_path, timeout_seconds=0.5))
 
 
-def test_unreachable_endpoint_times_out(tmp_path: Path) -> None:
-    """An endpoint that does not answer is a clear error, not a hang."""
+def test_unreachable_endpoint_is_retried_then_explained(tmp_path: Path) -> None:
+    """An endpoint that accepts connections and never answers is retried within the add-on timeout, then a clear error
+    naming the call, the attempts and what to do: not a hang, not a raw SDK traceback."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        s.listen(1)
+        s.listen(16)
         props = dict(cluster_id=CLUSTER, addon_name="Flannel", endpoint=f"http://127.0.0.1:{s.getsockname()[1]}",
-                     config_file=str(write_oci_config(tmp_path)), request_timeout_seconds=0.5)
-        with pytest.raises(FlannelRemovalError, match="reading OKE add-on Flannel"):
+                     config_file=str(write_oci_config(tmp_path)), request_timeout_seconds=0.3, timeout_seconds=2,
+                     retry_base_seconds=0.1)
+        started = time.monotonic()
+        with pytest.raises(OciApiError, match=r"reading OKE add-on Flannel of cluster .* failed after (\d+) attempt") as err:
             OkeAddonDisabledProvider().create(props)
+        assert time.monotonic() - started < 10
+        assert int(re.search(r"after (\d+) attempt", str(err.value)).group(1)) >= 2  # type: ignore[union-attr]
+        assert "run `pulumi up` again later" in str(err.value) and err.value.status is None
 
 
 def test_refresh_notices_reenabled_addon(oke: FakeOke, tmp_path: Path) -> None:
@@ -116,3 +126,110 @@ def test_missing_oci_config_is_explained(tmp_path: Path) -> None:
     with pytest.raises(FlannelRemovalError, match="disable_flannel_addon=False"):
         OkeAddonDisabledProvider().create(dict(cluster_id=CLUSTER, addon_name="Flannel",
                                                config_file=str(tmp_path / "missing")))
+
+
+def test_throttling_is_retried_after_its_retry_after(oke: FakeOke, tmp_path: Path) -> None:
+    """Three 429 answers with Retry-After 0.2 s to the add-on read: create waits them out (at least 0.6 s) and disables
+    the add-on once."""
+    oke.fail("GET", 429, times=3, path_part="/addons/", retry_after="0.2")
+    started = time.monotonic()
+    outs = OkeAddonDisabledProvider().create(_props(oke, tmp_path)).outs
+    assert outs is not None and outs["addon_state"] == "DELETED" and "Flannel" not in oke.addons
+    assert oke.answers[429] == 3 and oke.requests[f"GET {ADDON}"] == 4
+    assert time.monotonic() - started >= 0.6
+    assert oke.requests[f"DELETE {ADDON}"] == 1
+
+
+def test_server_errors_on_every_call_are_survived(oke: FakeOke, tmp_path: Path) -> None:
+    """503 bursts on the add-on read, 500 on the disable and 502 on the work-request poll are each retried: the add-on
+    ends disabled with one accepted DELETE."""
+    oke.fail("GET", 503, times=2, path_part="/addons/")
+    oke.fail("DELETE", 500, times=2)
+    oke.fail("GET", 502, times=2, path_part="/workRequests/")
+    outs = OkeAddonDisabledProvider().create(_props(oke, tmp_path)).outs
+    assert outs is not None and outs["addon_state"] == "DELETED" and "Flannel" not in oke.addons
+    assert (oke.answers[503], oke.answers[500], oke.answers[502], oke.answers[202]) == (2, 2, 2, 1)
+    assert oke.requests[f"DELETE {ADDON}"] == 3
+
+
+def test_throttling_that_outlasts_the_timeout_names_the_call_and_status(oke: FakeOke, tmp_path: Path) -> None:
+    """429 for longer than the add-on timeout: one OciApiError with the call, the last status and what to do."""
+    oke.fail("GET", 429, times=10_000, path_part="/addons/", retry_after="0.2")
+    with pytest.raises(OciApiError, match=r"reading OKE add-on Flannel .* failed after \d+ attempt.*HTTP 429") as err:
+        OkeAddonDisabledProvider().create(_props(oke, tmp_path, timeout_seconds=1))
+    assert err.value.status == 429 and "raise addon_timeout_seconds" in str(err.value)
+    assert oke.requests[f"DELETE {ADDON}"] == 0
+
+
+def test_a_second_up_waits_for_the_disable_still_in_flight(oke: FakeOke, tmp_path: Path) -> None:
+    """The first create times out while OKE is still DELETING the add-on (as after Ctrl-C); the second finds it
+    DELETING and waits for it (OKE holds the work request until it was read DELETING three times) instead of
+    disabling it again, which OKE would answer 409."""
+    oke.hold_until_deleting_reads = 3
+    with pytest.raises(FlannelRemovalError, match="still IN_PROGRESS"):
+        OkeAddonDisabledProvider().create(_props(oke, tmp_path, timeout_seconds=0.3))
+    assert oke.requests[f"DELETE {ADDON}"] == 1 and oke.addons["Flannel"] == "DELETING"
+    assert oke.served["DELETING"] == 0
+    outs = OkeAddonDisabledProvider().create(_props(oke, tmp_path)).outs
+    assert outs is not None and outs["addon_state"] == "ABSENT" and "Flannel" not in oke.addons
+    assert oke.served["DELETING"] == 3
+    assert oke.requests[f"DELETE {ADDON}"] == 1 and oke.answers[409] == 0
+
+
+def test_a_conflict_from_another_operation_is_waited_out(oke: FakeOke, tmp_path: Path) -> None:
+    """OKE answers 409 to the disable (an operation started between the read and the DELETE): create reads the state
+    again and disables once the conflict is gone."""
+    oke.fail("DELETE", 409, times=1)
+    outs = OkeAddonDisabledProvider().create(_props(oke, tmp_path)).outs
+    assert outs is not None and outs["addon_state"] == "DELETED"
+    assert oke.answers[409] == 1 and oke.requests[f"DELETE {ADDON}"] == 2 and "Flannel" not in oke.addons
+
+
+@pytest.mark.parametrize("status, fix", [(401, "API key, fingerprint"), (403, "manage cluster-family")])
+def test_permanent_answers_fail_at_once_with_the_fix(oke: FakeOke, tmp_path: Path, status: int, fix: str) -> None:
+    """401 and 403 are not retried: one request, and an error with the call, the status and the fix. A 429 to the same
+    request, by contrast, is retried."""
+    oke.fail("GET", 429, times=1, path_part="/addons/", retry_after="0")
+    oke.fail("GET", status, times=10, path_part="/addons/")
+    with pytest.raises(OciApiError, match=rf"reading OKE add-on Flannel .* failed: HTTP {status}") as err:
+        OkeAddonDisabledProvider().create(_props(oke, tmp_path))
+    assert fix in str(err.value) and err.value.status == status and isinstance(err.value, CalicoError)
+    assert oke.requests[f"GET {ADDON}"] == 2 and oke.answers[429] == 1 and oke.answers[status] == 1
+
+
+def test_a_missing_cluster_is_not_a_disabled_addon(oke: FakeOke, tmp_path: Path) -> None:
+    """A 404 for the add-on of an existing cluster means it is gone (success); when the cluster itself answers 404,
+    create fails naming cluster_id instead of reporting flannel removed."""
+    oke.addons.clear()
+    outs = OkeAddonDisabledProvider().create(_props(oke, tmp_path)).outs
+    assert outs is not None and outs["addon_state"] == "ABSENT"
+    oke.cluster_exists = False
+    with pytest.raises(OciApiError, match=r"reading OKE cluster .* failed: HTTP 404.*check cluster_id"):
+        OkeAddonDisabledProvider().create(_props(oke, tmp_path))
+
+
+def test_refresh_keeps_the_last_state_when_oci_cannot_be_reached(oke: FakeOke, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """read() returns the live state when OCI answers; when it answers 503 past the refresh budget, the last known
+    state with a warning; a 403 still fails the refresh."""
+    import pulumi
+
+    from calico_component import flannel
+
+    monkeypatch.setattr(flannel, "REFRESH_TIMEOUT_SECONDS", 0.5)
+    warned: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda msg, *_a, **_k: warned.append(str(msg)))
+    provider = OkeAddonDisabledProvider()
+    outs = provider.create(_props(oke, tmp_path)).outs
+    assert outs is not None
+    oke.addons["Flannel"] = "ACTIVE"
+    live = provider.read("id", outs).outs
+    assert live is not None and live["addon_state"] == "ACTIVE" and not warned
+    oke.fail("GET", 503, times=10_000, path_part="/addons/")
+    kept = provider.read("id", outs).outs
+    assert kept is not None and kept["addon_state"] == "DELETED"
+    assert len(warned) == 1 and "keeping the last known one (DELETED)" in warned[0] and "HTTP 503" in warned[0]
+    oke.faults.clear()
+    oke.fail("GET", 403, times=1, path_part="/addons/")
+    with pytest.raises(OciApiError, match="HTTP 403"):
+        provider.read("id", outs)

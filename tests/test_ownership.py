@@ -47,3 +47,17 @@ def test_a_hand_install_needs_adopt_existing() -> None:
     assert message is not None and "DaemonSet kube-system/calico-node and 1 other Calico object exist" in message
     assert "set adoptExisting (adopt_existing=True) to take it over" in message
     assert ownership_problem(hand, ME, adopt_existing=True) is None
+
+
+def test_a_stack_moved_to_another_organization_keeps_its_calico() -> None:
+    """Objects marked by this project and stack under another organization (the file backend's ``organization``, now a
+    Pulumi Cloud org) are this stack's; another stack name in the same organization, or the same stack name of another
+    project, is still refused."""
+    moved = _objects("organization/calico-oke/prod", pulumi_managed=True)
+    assert ownership_problem(moved, "acme-platform/calico-oke/prod", adopt_existing=False) is None
+    other = _objects("organization/calico-oke/staging", pulumi_managed=True)
+    message = ownership_problem(other, "organization/calico-oke/prod", adopt_existing=True)
+    assert message is not None and "managed by stack organization/calico-oke/staging" in message
+    project = _objects("organization/other-project/prod", pulumi_managed=True)
+    message = ownership_problem(project, "organization/calico-oke/prod", adopt_existing=True)
+    assert message is not None and "managed by stack organization/other-project/prod" in message

@@ -1,0 +1,135 @@
+"""The ownership check and kube-flannel-ds removal against API servers that misbehave, over real HTTP on 127.0.0.1:
+bounded detection, explained 401/403 and exec-plugin failures, and never the machine's current kube context."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calico_component import ownership
+from calico_component.errors import CalicoError, FlannelRemovalError
+from calico_component.flannel import DaemonSetAbsentProvider
+from calico_component.ownership import ClusterAuthError, ClusterUnreachableError
+from tests.fake_kube import FakeKube, closed_port, kubeconfig_for, silent_server
+
+ME = "organization/calico-oke/prod"
+NODE = "/apis/apps/v1/namespaces/kube-system/daemonsets/calico-node"
+FLANNEL = "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-flannel-ds"
+OBJECTS: list[Any] = [
+    {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "calico-node", "namespace": "kube-system"}},
+    *({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": f"sa-{i}", "namespace": "kube-system"}}
+      for i in range(20)),
+]
+
+
+FLANNEL_DS = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "kube-flannel-ds"},
+              "spec": {"selector": {"matchLabels": {"app": "flannel"}},
+                       "template": {"metadata": {"labels": {"app": "flannel"}}, "spec": {"containers": []}}}}
+
+
+def _marked(owner: str) -> dict[str, Any]:
+    return {"metadata": {"name": "calico-node", "annotations": {ownership.OWNER_ANNOTATION: owner}}}
+
+
+def test_a_silent_server_gets_one_connection_and_a_clear_error() -> None:
+    """Against a server that accepts connections and never answers, the check opens one connection (no retries, no
+    parallel burst over 21 objects) and reports the server unreachable, naming it and the timeouts."""
+    with silent_server() as (url, connections):
+        with pytest.raises(ClusterUnreachableError, match=rf"{url} did not answer within 3s to connect and 10s") as err:
+            ownership.check_cluster(kubeconfig_for(url), OBJECTS, ME, adopt_existing=False)
+        assert connections[0] == 1
+    assert isinstance(err.value, CalicoError)
+
+
+def test_a_closed_port_is_reported_unreachable() -> None:
+    """A port nothing listens on is ClusterUnreachableError (not a raw urllib3 error), naming the server."""
+    url = closed_port()
+    with pytest.raises(ClusterUnreachableError, match=rf"{url} did not answer"):
+        ownership.check_cluster(kubeconfig_for(url), OBJECTS, ME, adopt_existing=False)
+
+
+@pytest.mark.parametrize("status, needle", [
+    (401, "rejected the kubeconfig's credentials (HTTP 401)"),
+    (403, "needs `get` on daemonsets.apps in namespace kube-system"),
+])
+def test_401_and_403_say_what_the_check_needs(status: int, needle: str) -> None:
+    """A readable cluster whose calico-node carries another stack's mark is refused as such; the same read answered
+    401 or 403 is a ClusterAuthError saying what is wrong and what the check needs."""
+    with FakeKube(answers={("GET", NODE): (200, _marked("organization/calico-oke/other"))}) as kube:
+        with pytest.raises(ownership.OwnershipError, match="managed by stack organization/calico-oke/other"):
+            ownership.check_cluster(kubeconfig_for(kube.server), OBJECTS, ME, adopt_existing=False)
+        kube.answers[("GET", NODE)] = (status, {"kind": "Status", "code": status})
+        with pytest.raises(ClusterAuthError, match=re.escape(needle)) as err:
+            ownership.check_cluster(kubeconfig_for(kube.server), OBJECTS, ME, adopt_existing=False)
+    assert "Nothing was changed" in str(err.value)
+
+
+def _exec_user(script: str) -> dict[str, Any]:
+    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable,
+                     "args": ["-c", script], "interactiveMode": "Never"}}
+
+
+def test_a_failing_exec_plugin_is_reported_with_its_command_and_stderr() -> None:
+    """A working exec plugin's token reaches the API server; a failing one is reported with its command and its stderr
+    before any request is made (not as a bare HTTP 401)."""
+    good = ("import json; print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1', "
+            "'kind': 'ExecCredential', 'status': {'token': 'exec-token-0123456789'}}))")
+    bad = "import sys; sys.stderr.write('ServiceError: token service unavailable'); sys.exit(3)"
+    with FakeKube() as kube:
+        ownership.check_cluster(kubeconfig_for(kube.server, _exec_user(good)), OBJECTS, ME, adopt_existing=False)
+        assert kube.seen and all(auth == "Bearer exec-token-0123456789" for _, _, auth in kube.seen)
+        kube.seen.clear()
+        with pytest.raises(ClusterAuthError, match=r"credential plugin `.*python.* -c import sys.*` failed.*"
+                                                  r"process returned 3.*token service unavailable"):
+            ownership.check_cluster(kubeconfig_for(kube.server, _exec_user(bad)), OBJECTS, ME, adopt_existing=False)
+        assert kube.seen == []
+
+
+def test_flannel_removal_never_uses_the_current_kube_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With its kubeconfig the step deletes kube-flannel-ds there; without one it fails naming the inputs to give, and
+    the cluster of the current kube context (which the kubernetes client's default loading does reach) receives no
+    request at all."""
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config import kube_config
+
+    flannel = FLANNEL_DS
+    with FakeKube(answers={("GET", FLANNEL): (200, flannel), ("DELETE", FLANNEL): (200, flannel)}) as named, \
+            FakeKube(answers={("GET", FLANNEL): (200, flannel), ("DELETE", FLANNEL): (200, flannel)}) as ambient:
+        current = tmp_path / "config"
+        current.write_text(kubeconfig_for(ambient.server))
+        monkeypatch.setenv("KUBECONFIG", str(current))
+        monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(current))
+        default_client = k8s_config.new_client_from_config()  # type: ignore[no-untyped-call]
+        k8s_client.AppsV1Api(default_client).read_namespaced_daemon_set("kube-flannel-ds", "kube-system")
+        assert [s[:2] for s in ambient.seen] == [("GET", FLANNEL)], "the current context must be the ambient cluster"
+        ambient.seen.clear()
+        props = {"namespace": "kube-system", "name": "kube-flannel-ds", "timeout_seconds": 5}
+        outs = DaemonSetAbsentProvider().create({**props, "kubeconfig": kubeconfig_for(named.server)}).outs
+        assert outs is not None and outs["existed"] is True and ("DELETE", FLANNEL) in [s[:2] for s in named.seen]
+        with pytest.raises(FlannelRemovalError, match=r"never uses the current kube context.*kubeconfig.*cluster_id"):
+            DaemonSetAbsentProvider().create({**props, "kubeconfig": None})
+        failures = DaemonSetAbsentProvider().check({}, {**props, "kubeconfig": None, "check_nodes": True}).failures
+        assert [f.property for f in failures] == ["kubeconfig"] and "never uses" in failures[0].reason
+        assert ambient.seen == []
+
+
+def test_an_unreachable_cluster_is_a_flannel_error_not_a_urllib3_one() -> None:
+    """A kubeconfig whose server answers lets the existing-nodes guard run; one whose server is a closed port makes
+    check() report a failure on kubeconfig and create() raise FlannelRemovalError, not a raw urllib3 exception."""
+    props = {"namespace": "kube-system", "name": "kube-flannel-ds", "timeout_seconds": 5, "check_nodes": True}
+    nodes = {"items": [{"metadata": {"name": "n1"}}]}
+    with FakeKube(answers={("GET", FLANNEL): (200, FLANNEL_DS),
+                           ("GET", "/api/v1/nodes"): (200, nodes)}) as kube:
+        failures = DaemonSetAbsentProvider().check({}, {**props, "kubeconfig": kubeconfig_for(kube.server)}).failures
+        assert [f.property for f in failures] == ["allow_existing_nodes"] and "1 node(s)" in failures[0].reason
+    dead = kubeconfig_for(closed_port())
+    failures = DaemonSetAbsentProvider().check({}, {**props, "kubeconfig": dead}).failures
+    assert [f.property for f in failures] == ["kubeconfig"] and "did not answer" in failures[0].reason
+    with pytest.raises(FlannelRemovalError, match="deleting DaemonSet kube-system/kube-flannel-ds failed: the API "
+                                                  "server did not answer"):
+        DaemonSetAbsentProvider().create({**props, "kubeconfig": dead})
