@@ -197,9 +197,13 @@ def _exec_failure(doc: dict[str, Any], logged: Sequence[str], secrets: set[str])
     return f"the kubeconfig's credential plugin `{' '.join(words)}` failed, so there is no token: {failure}"
 
 
+#: How often a throttled read (429, 503) is tried again before its status is reported.
+THROTTLE_RETRIES = 5
+
+
 def _bounded_client(doc: dict[str, Any]) -> tuple[Any, list[str]]:
-    """An ApiClient that never retries on its own (REQUEST_TIMEOUT bounds each request), and the errors the client
-    logged while loading (a failing exec plugin's among them)."""
+    """An ApiClient that retries only throttled requests (REQUEST_TIMEOUT bounds each request), and the errors the
+    client logged while loading (a failing exec plugin's among them)."""
     from kubernetes import client, config
 
     configuration = type.__call__(client.Configuration)
@@ -209,8 +213,18 @@ def _bounded_client(doc: dict[str, Any]) -> tuple[Any, list[str]]:
         config.load_kube_config_from_dict(doc, client_configuration=configuration)  # type: ignore[no-untyped-call]
     finally:
         logging.getLogger().removeHandler(collected)
-    configuration.retries = 0
+    configuration.retries = _throttling_only()
     return client.ApiClient(configuration), collected.messages
+
+
+def _throttling_only() -> Any:
+    """urllib3 retries for an API server's throttling only: 429 (API Priority and Fairness) and 503, after their
+    Retry-After, at most THROTTLE_RETRIES times; never after a connect or read timeout (REQUEST_TIMEOUT bounds those)."""
+    import urllib3
+
+    return urllib3.Retry(total=THROTTLE_RETRIES, connect=0, read=0, other=0, status=THROTTLE_RETRIES,
+                         status_forcelist=(429, 503), backoff_factor=0.5, respect_retry_after_header=True,
+                         raise_on_status=False)
 
 
 @contextlib.contextmanager

@@ -16,10 +16,12 @@ from tests.local_server import LocalServer
 
 @dataclass
 class FakeKube(LocalServer):
-    """Answers ``answers[(method, path)]`` (status, JSON body); 404 for anything else. ``deleted`` paths answer 404."""
+    """Answers ``answers[(method, path)]`` (status, JSON body); 404 for anything else. ``deleted`` paths answer 404.
+    The next ``throttled`` requests get 429 with ``Retry-After: 0`` instead, as API Priority and Fairness answers."""
 
     answers: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     seen: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, Authorization
+    throttled: int = 0
 
     def __post_init__(self) -> None:
         outer = self
@@ -32,10 +34,16 @@ class FakeKube(LocalServer):
                 path = self.path.split("?", 1)[0]
                 outer.seen.append((self.command, path, self.headers.get("Authorization", "")))
                 status, body = outer.answers.get((self.command, path), (404, {"kind": "Status", "code": 404}))
+                headers = {}
+                if outer.throttled > 0:
+                    outer.throttled -= 1
+                    status, body, headers = 429, {"kind": "Status", "code": 429}, {"Retry-After": "0"}
                 if self.command == "DELETE" and status < 300:
                     outer.answers.pop(("GET", path), None)
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -68,6 +68,19 @@ def test_401_and_403_say_what_the_check_needs(status: int, needle: str) -> None:
     assert "Nothing was changed" in str(err.value)
 
 
+def test_a_throttling_api_server_is_waited_out_a_bounded_number_of_times() -> None:
+    """429 with Retry-After (API Priority and Fairness under load) is retried: a burst of four still finds the other
+    stack's mark; a server that throttles past the retries is reported as HTTP 429, after six requests, not hung."""
+    with FakeKube(answers={("GET", NODE): (200, _marked("organization/calico-oke/other"))}, throttled=4) as kube:
+        with pytest.raises(ownership.OwnershipError, match="managed by stack organization/calico-oke/other"):
+            ownership.check_cluster(kubeconfig_for(kube.server), OBJECTS, ME, adopt_existing=False)
+        kube.seen.clear()
+        kube.throttled = 10_000
+        with pytest.raises(CalicoError, match="HTTP 429"):
+            ownership.check_cluster(kubeconfig_for(kube.server), OBJECTS, ME, adopt_existing=False)
+        assert len(kube.seen) == 1 + ownership.THROTTLE_RETRIES
+
+
 def _exec_user(script: str) -> dict[str, Any]:
     return {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable,
                      "args": ["-c", script], "interactiveMode": "Never"}}
