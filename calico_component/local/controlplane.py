@@ -69,9 +69,8 @@ class ControlPlane:
 
     def _start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with (self._logs / f"{name}.log").open("wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, **env} if env else None,
-                                    preexec_fn=None if self.outlive_parent else _die_with_parent)
+            proc = subprocess.Popen([*die_with_parent(self.outlive_parent), *cmd], stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, env={**os.environ, **env} if env else None)
         self._procs.append((name, proc))
         return proc
 
@@ -218,16 +217,14 @@ class ControlPlane:
 
 
 PIDS_FILE = "pids"
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask the kernel for SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent(outlive_parent: bool = False) -> list[str]:
+    """A command prefix asking the kernel for SIGTERM when the parent dies: util-linux's ``setpriv --pdeathsig``,
+    applied between fork and exec without running Python in the child (a ``preexec_fn`` in a process whose gRPC
+    threads run can hang or crash the child before exec); nothing where setpriv is missing or to outlive the parent."""
+    if outlive_parent:
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 def _stop_groups(pids: list[int], grace: float = 15) -> None:

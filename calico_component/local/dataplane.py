@@ -34,7 +34,7 @@ from kubernetes import client
 
 from . import probe
 from .agent import NodeConfig, netns_name
-from .controlplane import ControlPlane, _die_with_parent, _stop_groups
+from .controlplane import ControlPlane, _stop_groups, die_with_parent
 from .nodes import NODE_NETWORK, register_node
 
 #: Debian packages that provide what a dataplane node runs, by command.
@@ -157,10 +157,10 @@ class DataplaneNode:
             config = self._config(host_netns)
             with (self.workdir / "agent.log").open("ab") as log:
                 self._proc = subprocess.Popen(
-                    ["unshare", "--pid", "--net", "--mount", "--propagation", "private", "--fork", "--mount-proc",
-                     "--kill-child", sys.executable, "-m", "calico_component.local.agent", str(config)],
-                    stdout=log, stderr=subprocess.STDOUT, pass_fds=(host_netns,), start_new_session=True,
-                    preexec_fn=None if self.outlive_parent else _die_with_parent)
+                    [*die_with_parent(self.outlive_parent), "unshare", "--pid", "--net", "--mount", "--propagation",
+                     "private", "--fork", "--mount-proc", "--kill-child", sys.executable, "-m",
+                     "calico_component.local.agent", str(config)],
+                    stdout=log, stderr=subprocess.STDOUT, pass_fds=(host_netns,), start_new_session=True)
         finally:
             os.close(host_netns)
         self._wait_ready(self._proc)
