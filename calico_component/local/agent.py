@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -214,12 +215,20 @@ class PodRuntime:
 class ImageUnavailable(PodRuntime):
     """A container whose image cannot be had here: a registry that never answers, or no local Calico build."""
 
+    reason = "ImagePullBackOff"
+
     def __init__(self, pod: Obj, ctx: Context, message: str) -> None:
         super().__init__(pod, ctx)
         self.message = message
 
     def status(self) -> dict[str, Any]:
-        return _waiting_status(self.pod, "ImagePullBackOff", self.message)
+        return _waiting_status(self.pod, self.reason, self.message)
+
+
+class BadContainerConfig(ImageUnavailable):
+    """A container whose arguments cannot be run as given (a kubelet's CreateContainerConfigError)."""
+
+    reason = "CreateContainerConfigError"
 
 
 class HostNetworkPod(PodRuntime):
@@ -263,6 +272,87 @@ class WorkloadPod(PodRuntime):
 
     def status(self) -> dict[str, Any]:
         return _running_status(self.pod, self.ip, self.ctx.cfg.node_ip, ready=True)
+
+
+def _terminated_status(pod: Obj, ip: str, host_ip: str, code: int, message: str) -> dict[str, Any]:
+    """A run-to-completion pod whose only container exited with ``code``."""
+    stamp = now()
+    container = pod["spec"]["containers"][0]
+    state = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message,
+             "startedAt": stamp, "finishedAt": stamp}
+    return {"phase": "Succeeded" if code == 0 else "Failed", "hostIP": host_ip, "podIP": ip, "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": stamp}],
+            "containerStatuses": [{"name": container["name"], "image": container["image"], "imageID": container["image"],
+                                   "ready": False, "started": False, "restartCount": 0,
+                                   "state": {"terminated": state}}]}
+
+
+#: What agnhost's `connect` prints on stderr for each outcome of probe.attempt (exit 1), as its docs define.
+_AGNHOST_FAILURE = {"timeout": "TIMEOUT", "refused": "REFUSED"}
+
+
+#: agnhost's --timeout 0 (its default) leaves the attempt to the kernel, which gives up after about two minutes.
+_KERNEL_CONNECT_TIMEOUT = 130.0
+_GO_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
+
+
+def go_seconds(text: str) -> float:
+    """Seconds of a Go duration as agnhost's flags take it (``500ms``, ``5s``, ``1m``; ``0`` for none)."""
+    if text == "0":
+        return _KERNEL_CONNECT_TIMEOUT
+    match = _GO_DURATION.match(text)
+    if not match:
+        raise podspec.PodSpecError(f"agnhost connect --timeout {text!r} is not a duration like 5s or 500ms")
+    return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match[2]]
+
+
+def _flag(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def agnhost_connect(pod: Obj) -> tuple[str, int, float] | None:
+    """(host, port, timeout) when the pod's container is a one-shot ``agnhost connect HOST:PORT [--timeout D]``."""
+    args = [str(a) for a in podspec.container(pod).get("args") or []]
+    if pod["spec"].get("restartPolicy") != "Never" or len(args) < 2 or args[0] != "connect":
+        return None
+    host, _, port = args[1].rpartition(":")
+    return host.strip("[]"), int(port), go_seconds(_flag(args[2:], "--timeout") or "0")
+
+
+class ProbeClientPod(WorkloadPod):
+    """A one-shot pod running ``agnhost connect``: the stand-in makes the same single attempt from the pod's network
+    namespace (probe.py connect) and reports the container's exit as agnhost would: 0, or 1 with its stderr."""
+
+    def __init__(self, pod: Obj, ctx: Context, target: tuple[str, int, float]) -> None:
+        super().__init__(pod, ctx)
+        self.target = target
+        self.exit: tuple[int, str] | None = None
+
+    def start(self) -> None:
+        super().start()
+        threading.Thread(target=self._connect, name=f"connect-{self.key}", daemon=True).start()
+
+    def _connect(self) -> None:
+        host, port, timeout = self.target
+        try:
+            proc = subprocess.run(["ip", "netns", "exec", self.netns, self.ctx.cfg.python, self.ctx.cfg.probe_script,
+                                   "connect", host, str(port), "--timeout", str(timeout)],
+                                  capture_output=True, text=True, timeout=timeout + 30)
+            outcome = proc.stdout.strip() or f"error ({proc.stderr.strip()[-200:]})"
+        except (OSError, subprocess.SubprocessError) as exc:
+            outcome = f"error ({type(exc).__name__})"  # the container still ends, as agnhost's would
+        self.exit = (0, "") if outcome == "ok" else (1, _AGNHOST_FAILURE.get(outcome, f"OTHER: {outcome}") + "\n")
+        self.ctx.events("probe-connect", pod=self.key, target=f"{host}:{port}", outcome=outcome)
+
+    def status(self) -> dict[str, Any]:
+        if self.exit is None:
+            return _running_status(self.pod, self.ip, self.ctx.cfg.node_ip, ready=True)
+        return _terminated_status(self.pod, self.ip, self.ctx.cfg.node_ip, *self.exit)
 
 
 class NetworkNotReadyError(RuntimeError):
@@ -790,6 +880,12 @@ def runtime_for(pod: Obj, ctx: Kubelet) -> PodRuntime:
         return _calico_node(pod, ctx, image)
     if pod["spec"].get("hostNetwork"):
         return HostNetworkPod(pod, ctx)
+    try:
+        target = agnhost_connect(pod)
+    except (podspec.PodSpecError, ValueError) as exc:
+        return BadContainerConfig(pod, ctx, str(exc))
+    if target is not None:
+        return ProbeClientPod(pod, ctx, target)
     return WorkloadPod(pod, ctx)
 
 

@@ -4,10 +4,11 @@ Run as a script inside a pod's network namespace (it imports nothing from calico
 starts in tens of milliseconds):
 
     probe.py serve PORT...                        answer every TCP connection on PORT... until killed
-    probe.py connect IP PORT [--timeout S]        one attempt; prints ok/timeout/refused; exit 0 only for ok
+    probe.py connect IP PORT [--timeout S]        one attempt; prints ok/timeout/refused/unreachable/error; exit 0
+                                                  only for ok
     probe.py watch IP PORT --out FILE [--interval S] [--timeout S] [--limit S]
                                                   an attempt every interval, one line per attempt in FILE:
-                                                  "<unix time> <ok|timeout|refused|error>", until --limit seconds
+                                                  "<unix time> <ok|timeout|refused|unreachable|error>", until --limit
 
 A connection NetworkPolicy denies is dropped, so its attempt times out; a port nobody listens on is
 refused (a reset), which tells "denied" from "nothing there".
@@ -24,7 +25,8 @@ import time
 
 
 def attempt(ip: str, port: int, timeout: float) -> str:
-    """One TCP connect: ``ok``, ``timeout`` (dropped), ``refused`` (reset) or ``error``."""
+    """One TCP connect: ``ok``, ``timeout`` (dropped), ``refused`` (reset), ``unreachable`` (an ICMP host unreachable:
+    rejected, not dropped) or ``error``."""
     try:
         with socket.create_connection((ip, port), timeout=timeout):
             return "ok"
@@ -33,7 +35,9 @@ def attempt(ip: str, port: int, timeout: float) -> str:
     except ConnectionRefusedError:
         return "refused"
     except OSError as exc:
-        return "timeout" if exc.errno in (errno.ETIMEDOUT, errno.EHOSTUNREACH) else "error"
+        if exc.errno == errno.ETIMEDOUT:
+            return "timeout"
+        return "unreachable" if exc.errno == errno.EHOSTUNREACH else "error"
 
 
 def _answer(server: socket.socket, body: bytes) -> None:

@@ -24,7 +24,14 @@ from calico_component.local.nodes import calico_node_pods, pod_ready
 from calico_component.local.policydemo import BACKEND_PORT, ENFORCED, OPEN, enforcement_line, felix_outages
 from tests.conftest import upstream_image
 from tests.e2e.cluster import calico_node, env_of
-from tests.e2e.enforcement import NETWORK_CONFIG, Enforcement, enforcement_cluster, upgrade_watched
+from tests.e2e.enforcement import (
+    NETWORK_CONFIG,
+    Enforcement,
+    check_leftovers,
+    enforcement_cluster,
+    upgrade_watched,
+    verify,
+)
 
 VERSION = "3.30.3"
 #: Oracle's releases for Kubernetes 1.35 and 1.36, in the order an OKE cluster meets them.
@@ -52,6 +59,26 @@ def test_awaited_up_returned_only_after_felix_was_ready(enforcement: Enforcement
     assert {k: state["felix_env"][k] for k in live} == live, "Felix runs the live DaemonSet's values"
     assert state["felix_env"]["NODENAME"] == e.node.name, "fieldRef spec.nodeName resolved from the pod"
     assert state["felix_env"]["FELIX_FELIXHOSTNAME"] == e.node.name
+
+
+def test_verify_proves_policy_on_the_dataplane_node_and_cannot_run_on_kwok(enforcement: Enforcement) -> None:
+    """`verify` on the freshly installed cluster: on the dataplane node every step passes (exit 0, the node's line
+    and the summary); on a kwok node, where no container runs, it says it could not run there and exits 1. Neither
+    run leaves a namespace, pod or policy behind."""
+    e = enforcement
+    passed = verify(e, e.node.name)
+    assert passed.returncode == 0, passed.stderr
+    assert f"{e.node.name}: policy enforced (default-deny, label allow, egress deny; 12 probes)" in passed.stdout
+    assert passed.stdout.rstrip().endswith(f"verify: policy enforced on 1 of 1 nodes checked ({e.node.name}): "
+                                           "default-deny, label allow, egress deny")
+    assert check_leftovers(e) == []
+    nodes: Any = client.CoreV1Api(e.k8s).list_node().items
+    kwok = str(next(n.metadata.name for n in nodes if n.metadata.name != e.node.name))
+    not_run = verify(e, kwok, pod_timeout=5)
+    assert not_run.returncode == 1 and "policy enforced" not in not_run.stdout
+    last = not_run.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: could not run the policy check on {kwok}: ") and "within 5s" in last, last
+    assert check_leftovers(e) == []
 
 
 def test_before_any_policy_everything_connects(enforcement: Enforcement) -> None:
@@ -133,17 +160,21 @@ def test_felix_programs_nft_after_the_nodes_own_rules(enforcement: Enforcement) 
     assert ours < calico, forward
     saved = node.node_exec("iptables-nft-save").stdout
     assert saved.count(":cali-") >= 20, saved[:2000]
-    assert "cali-" not in node.node_exec("iptables-legacy-save", check=False).stdout
+    legacy = node.node_exec("iptables-legacy-save")
+    assert legacy.returncode == 0 and "cali-" not in legacy.stdout
     assert "cali-" in node.node_exec("nft", "list", "ruleset").stdout
-    machine = subprocess.run(["iptables-nft-save"], capture_output=True, text=True).stdout
+    machine = subprocess.run(["iptables-nft-save"], capture_output=True, text=True, check=True).stdout
     assert "cali-" not in machine, "a Calico rule reached the machine's own network namespace"
 
 
 def test_drift_of_the_interface_prefix_breaks_policy_and_refresh_repairs_it(enforcement: Enforcement) -> None:
-    """Removing FELIX_INTERFACEPREFIX by hand restarts the node's Calico with the drifted env and the deny stops
-    being enforced (Felix polices cali* interfaces, the pods' are oci*); `pulumi up --refresh` puts the edit back
-    and the deny is enforced again."""
+    """`verify` passes after the upgrades to 3.32.0. Removing FELIX_INTERFACEPREFIX by hand restarts the node's Calico
+    with the drifted env and the deny stops being enforced (Felix polices cali* interfaces, the pods' are oci*):
+    `verify` now fails at default-deny naming the node, the interface prefix first among the causes, and leaves
+    nothing behind; `pulumi up --refresh` puts the edit back and the deny is enforced again."""
     e, s = enforcement, enforcement.scenario
+    passed = verify(e, e.node.name)
+    assert passed.returncode == 0 and "verify: policy enforced on 1 of 1" in passed.stdout, passed.stderr
     e.policies(True)
     s.until("client", BACKEND_PORT, "timeout", 20)
     before = e.node.calico_state()["uid"]
@@ -153,6 +184,12 @@ def test_drift_of_the_interface_prefix_breaks_policy_and_refresh_repairs_it(enfo
     drifted = e.calico_restarted(before)
     assert "FELIX_INTERFACEPREFIX" not in drifted["felix_env"]
     s.until("client", BACKEND_PORT, "ok", 30)
+    failed = verify(e, e.node.name)
+    assert failed.returncode == 1, failed.stdout
+    assert f"{e.node.name}: FAILED at step 'default-deny'" in failed.stderr and "1. the interface prefix" in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1] == (f"error: policy NOT enforced on {e.node.name}: {e.node.name} "
+                                                      "failed at step 'default-deny' (details above)")
+    assert check_leftovers(e) == []
     e.stack("up", "--refresh", "--yes", "--skip-preview")
     repaired = e.calico_restarted(drifted["uid"])
     assert repaired["felix_env"]["FELIX_INTERFACEPREFIX"] == "oci"
