@@ -175,10 +175,11 @@ class ControlPlane:
 
     @property
     def controllers(self) -> list[str]:
-        """The garbage collector always (foreground deletes); with nodes, what rollouts and Service endpoints need."""
+        """The garbage collector and the namespace controller always (foreground deletes, a namespace's deletion); with
+        nodes, what rollouts and Service endpoints need."""
         workload = ["deployment-controller", "replicaset-controller", "daemonset-controller", "endpoints-controller",
                     "endpointslice-controller", "disruption-controller"]
-        return ["garbage-collector-controller", *(workload if self.with_nodes else [])]
+        return ["garbage-collector-controller", "namespace-controller", *(workload if self.with_nodes else [])]
 
     def _start_node_simulation(self) -> None:
         assert self.kube_scheduler is not None and self.kwok is not None
