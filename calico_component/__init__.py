@@ -14,6 +14,8 @@ from .errors import (
     ManifestFetchError,
     ManifestShapeError,
     OciApiError,
+    PolicyCheckError,
+    PolicyNotEnforcedError,
     UnsupportedVersionError,
 )
 from .fetch import FetchOptions, fetch_manifest
@@ -55,6 +57,8 @@ __all__ = [
     "NetworkType",
     "NodeOS",
     "OciApiError",
+    "PolicyCheckError",
+    "PolicyNotEnforcedError",
     "Release",
     "RenderResult",
     "TransformOptions",

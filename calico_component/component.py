@@ -23,6 +23,7 @@ from .fetch import FetchOptions
 from .flannel import DEFAULT_FLANNEL_ADDON_NAME, DaemonSetAbsent, OkeAddonDisabled
 from .ownership import OWNER_ANNOTATION, ClusterUnreachableError
 from .plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha, validate_typha_mode
+from .policy_check import PolicyCheck, template_digest
 from .providers import KubernetesOptions, checked_kubeconfig, create_providers
 from .releases import (
     NetworkType,
@@ -57,6 +58,8 @@ AWAITED_KINDS = WORKLOAD_KINDS
 #: remove FELIX_TYPHAK8SSERVICENAME), and where calico-node does use Typha its own readiness (Felix ready) needs a
 #: Typha connection, while the calico-typha Deployment's rollout await covers Typha's pods.
 NEVER_AWAITED_KINDS = frozenset({"Service"})
+#: How long the policy check waits for each probe pod (image pull included) before the node counts as not checked.
+POLICY_POD_TIMEOUT_SECONDS = 120.0
 
 _UNCHECKED_RETIRED = (
     "Calico {version} no longer enforces AdminNetworkPolicy and BaselineAdminNetworkPolicy objects, and calico-oke "
@@ -129,6 +132,13 @@ pods CIDR."""
     await_timeout_seconds: float | None = None
     """How long `up` waits for each rollout (calico-node, calico-kube-controllers, calico-typha) before failing with \
 the object's name. Default: the Kubernetes provider's 10 minutes."""
+    verify_policy: bool = False
+    """After calico-node is awaited, on an install and whenever calico-node's pod template changes (never on a no-op \
+`up`), prove NetworkPolicy is enforced: probe pods and policies in a temporary namespace on `verify_policy_nodes` \
+sample nodes, as `python -m calico_component verify` does; `up` fails naming the node and step when not. Needs \
+`kubeconfig` or `cluster_id`, and nodes that can pull the probe image (moved by `image_registry`)."""
+    verify_policy_nodes: int = 3
+    """How many nodes the policy check samples (at least one per node pool and OS image)."""
     force_conflicts: bool = True
     """Server-side apply takes ownership of fields another manager changed, so drift is repaired."""
     strict_version_check: bool = False
@@ -187,6 +197,8 @@ class Calico(pulumi.ComponentResource):
     """Whether Typha runs."""
     pod_cidr: pulumi.Output[str | None]
     """The pod CIDR given to Calico's first IP pool (flannel-overlay), if any."""
+    policy_check: pulumi.Output[str | None]
+    """With `verify_policy`: the last policy check's summary (`verify: policy enforced on N of N nodes checked ...`)."""
 
     def __init__(self, name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         _validate_args(name, args)  # before registering: a refused program leaves not even the component in state
@@ -225,7 +237,8 @@ class Calico(pulumi.ComponentResource):
                                     parent=self)
         removal = self._remove_flannel(name, args, target, cluster.pools) if removing else []
         self._children = self._deploy(name, rendered, args, k8s_opts, removal)
-        self._register(rendered, typha, pod_cidr)
+        check = self._policy_check(name, args, rendered, target) if args.verify_policy else None
+        self._register(rendered, typha, pod_cidr, check)
 
     def _guarded(self, kubeconfig: pulumi.Output[str], rendered: RenderResult, adopt: bool) -> pulumi.Output[str]:
         """The kubeconfig, available to the providers only once the cluster was checked: when another stack or a hand
@@ -389,7 +402,19 @@ class Calico(pulumi.ComponentResource):
             children[n] = create_resource(n, with_annotations(obj, extra), opts)
         return children
 
-    def _register(self, rendered: RenderResult, typha: TyphaChoice, pod_cidr: PodCidrChoice) -> None:
+    def _policy_check(self, name: str, args: CalicoArgs, rendered: RenderResult,
+                      kubeconfig: pulumi.Output[str] | None) -> PolicyCheck:
+        """The check, after every awaited workload (calico-node, and Typha and kube-controllers it may need)."""
+        workloads = [self._children[logical_name(name, obj)] for obj in rendered.objects
+                     if obj.get("kind") in WORKLOAD_KINDS]
+        return PolicyCheck(
+            f"{name}-policy-check", kubeconfig=kubeconfig if kubeconfig is not None else self._oke_kubeconfig(args),
+            trigger=template_digest(rendered.objects), nodes=args.verify_policy_nodes,
+            image_registry=args.image_registry, pod_timeout_seconds=POLICY_POD_TIMEOUT_SECONDS,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=workloads))
+
+    def _register(self, rendered: RenderResult, typha: TyphaChoice, pod_cidr: PodCidrChoice,
+                  check: PolicyCheck | None) -> None:
         self.calico_version = pulumi.Output.from_input(rendered.calico_version)
         self.network_type = pulumi.Output.from_input(rendered.network_type)
         self.node_os = pulumi.Output.from_input(rendered.node_os)
@@ -399,6 +424,7 @@ class Calico(pulumi.ComponentResource):
         self.resource_names = pulumi.Output.from_input(list(self._children))
         self.typha_enabled = pulumi.Output.from_input(typha.enabled)
         self.pod_cidr = pulumi.Output.from_input(pod_cidr.cidr)
+        self.policy_check = check.summary if check is not None else pulumi.Output.from_input(None)
         self.register_outputs({
             "calico_version": self.calico_version,
             "network_type": self.network_type,
@@ -409,6 +435,7 @@ class Calico(pulumi.ComponentResource):
             "resource_names": self.resource_names,
             "typha_enabled": self.typha_enabled,
             "pod_cidr": self.pod_cidr,
+            "policy_check": self.policy_check,
         })
 
 
@@ -460,6 +487,7 @@ def _validate_args(name: str, args: CalicoArgs) -> None:
         raise ConfigurationError(
             f"await_timeout_seconds must be a positive number of seconds, got {args.await_timeout_seconds!r}"
         )
+    _validate_policy_check(name, args)
     detecting = args.network_type is None or args.node_os is None
     if detecting and args.cluster_id is None:
         raise ConfigurationError(
@@ -485,3 +513,23 @@ def _validate_args(name: str, args: CalicoArgs) -> None:
             "or cluster_id (the kubeconfig OKE serves for it is used), or set remove_flannel=False and remove flannel "
             "yourself"
         )
+
+
+def _validate_policy_check(name: str, args: CalicoArgs) -> None:
+    """``verify_policy`` runs pods after calico-node was awaited, on the cluster the component names."""
+    if not isinstance(args.verify_policy, bool):
+        raise ConfigurationError(f"verify_policy must be true or false, got {args.verify_policy!r}")
+    nodes = args.verify_policy_nodes
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ConfigurationError(f"verify_policy_nodes must be a whole number of nodes, 1 or more, got {nodes!r}")
+    if not args.verify_policy:
+        return
+    if args.skip_await:
+        raise ConfigurationError(
+            f"Calico {name!r}: verify_policy proves policy on running calico-node pods, and skip_await does not wait "
+            "for them (a cluster without nodes yet). Turn one of them off; once nodes exist, drop skip_await")
+    if args.kubeconfig is None and args.cluster_id is None:
+        raise ConfigurationError(
+            f"Calico {name!r}: verify_policy creates its probe pods on the cluster the component names, never on the "
+            "current kube context. Pass kubeconfig (the cluster's kubeconfig contents) or cluster_id, or run "
+            "`python -m calico_component verify --kubeconfig FILE` yourself")

@@ -46,3 +46,11 @@ class OciApiError(FlannelRemovalError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class PolicyCheckError(CalicoError):
+    """The policy check could not be run (the API refused an object, no node to check); not a verdict on policy."""
+
+
+class PolicyNotEnforcedError(CalicoError):
+    """The policy check found a node where NetworkPolicy is not enforced, or one where it could not run."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import verify_plan as plan
-from .errors import CalicoError
+from .errors import PolicyCheckError
 
 #: Container waiting reasons after which a probe pod will not start by itself.
 _STUCK = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
@@ -24,10 +24,6 @@ LEFTOVER_AGE_SECONDS = 3600.0
 
 class RunStoppedError(Exception):
     """The run is being stopped (Ctrl-C in the main thread): workers stop creating pods and waiting."""
-
-
-class PolicyCheckError(CalicoError):
-    """The policy check could not be run (the API refused an object, no node to check); not a verdict on policy."""
 
 
 @dataclass(frozen=True)

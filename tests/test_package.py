@@ -27,9 +27,10 @@ DOCUMENTED_INPUTS = {
     "adoptExisting", "disableFlannelAddon", "manifestMirror", "manifestSha256", "imageRegistry", "podCidr", "typha",
     "typhaReplicas", "skipAwait", "awaitTimeoutSeconds", "forceConflicts", "strictVersionCheck", "kubernetesVersion",
     "ociRegion", "ociProfile", "ociAuth", "ociEndpoint", "addonTimeoutSeconds", "manifestTimeoutSeconds",
+    "verifyPolicy", "verifyPolicyNodes",
 }
 DOCUMENTED_OUTPUTS = ["calicoVersion", "networkType", "nodeOs", "manifestUrl", "manifestSha256", "objectCount",
-                      "resourceNames", "typhaEnabled", "podCidr"]
+                      "resourceNames", "typhaEnabled", "podCidr", "policyCheck"]
 # How each annotation CalicoArgs may use reads in a schema, written here independently of calico_component.inputs.
 SCHEMA_TYPES = {"str": "string", "bool": "boolean", "int": "integer", "float": "number"}
 
@@ -76,7 +77,7 @@ def test_schema_names_are_the_documented_camelcase_ones(resource: dict[str, Any]
     assert set(resource["inputProperties"]) - DOCUMENTED_INPUTS <= {"flannelAddonName", "manifestOffline"}
     assert list(resource["properties"]) == DOCUMENTED_OUTPUTS
     assert resource["isComponent"] is True
-    assert set(resource["required"]) == set(DOCUMENTED_OUTPUTS) - {"podCidr"}
+    assert set(resource["required"]) == set(DOCUMENTED_OUTPUTS) - {"podCidr", "policyCheck"}
     assert resource["properties"]["resourceNames"]["items"] == {"type": "string"}
     assert resource["properties"]["objectCount"]["type"] == "integer"
 

@@ -291,7 +291,7 @@ def test_a_policy_that_takes_a_moment_is_retried_within_the_settle_time() -> Non
 def test_named_nodes_are_checked_to_exist_before_anything_is_created() -> None:
     """--node picks exactly the nodes named (a cordoned one too); a name the cluster does not have is refused before
     the namespace is created, listing the cluster's nodes."""
-    from calico_component.verify_run import PolicyCheckError
+    from calico_component.errors import PolicyCheckError
 
     cluster = FakeCluster([_node("n1"), _node("n2", unschedulable=True)])
     assert [r.node for r in _run(cluster, ["n2"])] == ["n2"]

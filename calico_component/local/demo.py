@@ -223,6 +223,7 @@ class Demo:
             self.say("pulumi up --yes: waiting until calico-node is ready on every node ...")
             self._pulumi(cli, "up", "--yes", "--skip-preview")
             ready = self._show_nodes(k8s, self.options.calico_version)
+            self._show_policy_check(cli)
         enforced = self._policy_demo(cp, cli, k8s, node) if node is not None else None
         version = self.options.calico_version
         upgrade = None
@@ -231,6 +232,7 @@ class Demo:
             if self.options.apply_upgrade:
                 version = self.options.upgrade_to
                 ready = self._show_nodes(k8s, version)
+                self._show_policy_check(cli)
         parts = [f"demo ok: Calico {version} ready on {ready}/{self.total_nodes} nodes",
                  *([upgrade.final()] if upgrade else []), *([enforced] if enforced else [])]
         if self._enforcement:
@@ -298,10 +300,18 @@ class Demo:
             config["manifestMirror"] = o.mirror
         if o.offline:
             config["manifestOffline"] = "true"
+        if o.enforce:
+            # The component's own check (verifyPolicy) after each change; the cordoned kwok nodes are not sampled.
+            config["verifyPolicy"] = "true"
         if o.network_type == "flannel-overlay":
             # No OKE here: only kube-flannel-ds is deleted, and the nodes already run flannel.
             config.update(disableFlannelAddon="false", allowExistingNodes="true")
         return config
+
+    def _show_policy_check(self, cli: PulumiCli) -> None:
+        """With --enforce, the line of the check the component ran during the last `up` (its policyCheck output)."""
+        if self.options.enforce:
+            self.say(self._pulumi(cli, "stack", "output", "policyCheck").strip())
 
     def _pulumi(self, cli: PulumiCli, *args: str, stdin: str | None = None) -> str:
         """Run one pulumi command, its output kept in the logs directory."""

@@ -111,13 +111,17 @@ def test_demo_enforce_probes_through_an_applied_upgrade_on_flannel_overlay(start
     move to quay.io and 3.32's CRD change on the way): the node's pods get Calico CNI
     addresses, one `policy:` line says the unlabelled client is denied and frontend allowed on 8080 only, the line
     before the last says the denied client connected 0 times during the upgrade (with the probe count and the allowed
-    client's longest gap), the last line says policy is enforced, and nothing is left running."""
+    client's longest gap), the component's own check (verifyPolicy) printed its `verify:` line after the install and
+    again after the upgrade, the last line says policy is enforced, and nothing is left running."""
     run = start("--enforce", "--network-type", "flannel-overlay", "--nodes", "1", "--calico-version", "3.30.3",
                 "--upgrade-to", "3.32.0", "--apply-upgrade", "--mirror", mirror())
     code, out, err = run.finish()
     assert code == 0, f"exit {code}\n{out}\n{err}"
     lines = out.strip().splitlines()
     assert [line for line in lines if POLICY_LINE.fullmatch(line)], out
+    checks = [line for line in lines if line.startswith("verify:")]
+    assert checks == ["verify: policy enforced on 1 of 1 nodes checked (dataplane-0): default-deny, label allow, "
+                      "egress deny"] * 2, out
     enforcement = [m for line in lines[:-1] if (m := ENFORCEMENT_LINE.fullmatch(line))]
     assert len(enforcement) == 1, out
     assert int(enforcement[0][1]) == 0 and int(enforcement[0][2]) > 50, enforcement[0][0]
