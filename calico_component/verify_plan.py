@@ -21,6 +21,9 @@ NODE_POOL_LABEL = "oke.oraclecloud.com/node-pool"
 ROLE_LABEL = "calico-oke.io/role"
 ALLOWED_PORT = 8080
 OTHER_PORT = 8081
+#: Every probe pod is stopped by its kubelet after this long, even when the check that made it was killed (a hard
+#: Ctrl-C of `pulumi up`): a healthy check takes a few minutes; the namespace itself goes at the next run's sweep.
+POD_DEADLINE_SECONDS = 1800
 CONNECT_TIMEOUT_SECONDS = 5  # TCP retries its SYN at 1 s and 3 s: a pod Felix learns of moments late still connects
 
 Outcome = Literal["ok", "timeout", "refused", "other", "not-run"]
@@ -146,7 +149,8 @@ def _pod(settings: Settings, name: str, node: str, role: str, container: Obj, re
             "metadata": {"name": name, "namespace": settings.namespace,
                          "labels": _labels(settings.namespace, role)},
             "spec": {"nodeName": node, "restartPolicy": restart, "automountServiceAccountToken": False,
-                     "terminationGracePeriodSeconds": 0, "containers": [container]}}
+                     "terminationGracePeriodSeconds": 0, "activeDeadlineSeconds": POD_DEADLINE_SECONDS,
+                     "containers": [container]}}
 
 
 def _readiness(port: int) -> Obj:

@@ -27,6 +27,14 @@ REACHABILITY_CAUSES = (
 )
 
 
+def _partition(results: Sequence[NodeResult]) -> tuple[list[NodeResult], list[NodeResult], list[NodeResult]]:
+    """(enforced, failed, not run): every node checked is in exactly one."""
+    enforced = [r for r in results if r.enforced]
+    not_run = [r for r in results if r.not_run]
+    failed = [r for r in results if not r.enforced and not r.not_run]
+    return enforced, failed, not_run
+
+
 def _names(results: Sequence[NodeResult]) -> str:
     return ", ".join(r.node for r in results)
 
@@ -55,12 +63,10 @@ def _what_happened(result: ProbeResult) -> str:
 
 def summary(results: Sequence[NodeResult]) -> str:
     """The one line a user reads first."""
-    enforced = [r for r in results if r.enforced]
+    enforced, failed, not_run = _partition(results)
     if len(enforced) == len(results):
         return (f"verify: policy enforced on {len(enforced)} of {len(results)} nodes checked ({_names(enforced)}): "
                 f"{_steps_proved()}")
-    failed = [r for r in results if not r.enforced and not r.not_run]
-    not_run = [r for r in results if r.not_run]
     parts = []
     if failed:
         parts.append(f"policy NOT enforced on {_names(failed)}")
@@ -79,15 +85,14 @@ def _causes(results: Sequence[NodeResult]) -> tuple[str, ...]:
 
 def failure_message(results: Sequence[NodeResult]) -> str | None:
     """One message for everything that failed, or None when policy was enforced on every node checked."""
-    bad = [r for r in results if not r.enforced]
-    if not bad:
+    _enforced, failed, not_run = _partition(results)
+    if not failed and not not_run:
         return None
-    lines = [summary(results)] + [f"  {node_line(r)}" for r in bad]
-    failed = [r for r in bad if not r.not_run]
+    lines = [summary(results)] + [f"  {node_line(r)}" for r in results if not r.enforced]
     if failed:
         lines.append("Likely causes, in order:")
         lines += [f"  {i}. {cause}" for i, cause in enumerate(_causes(failed), 1)]
-    if len(failed) < len(bad):
+    if not_run:
         lines.append("A node where the check could not run runs no containers (a virtual or simulated node), or "
                      "cannot pull the probe image: mirror it with image_registry and check the node's events.")
     return "\n".join(lines)
@@ -95,8 +100,7 @@ def failure_message(results: Sequence[NodeResult]) -> str | None:
 
 def error_line(results: Sequence[NodeResult]) -> str:
     """The CLI's last line on failure (without ``error:``): the first failed node and step, or why it could not run."""
-    failed = [r for r in results if not r.enforced and not r.not_run]
-    not_run = [r for r in results if r.not_run]
+    _enforced, failed, not_run = _partition(results)
     if failed:
         found = failed[0].first_failure()
         step = f" at step '{found[0].name}'" if found else ""

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import verify_plan as plan
 from .errors import PolicyCheckError
@@ -18,6 +18,7 @@ from .errors import PolicyCheckError
 #: Container waiting reasons after which a probe pod will not start by itself.
 _STUCK = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
                     "CreateContainerError", "RunContainerError", "CrashLoopBackOff"})
+_T = TypeVar("_T")
 #: A namespace of the check older than this is a leftover of an interrupted run (a younger one may be another run's).
 LEFTOVER_AGE_SECONDS = 3600.0
 
@@ -144,6 +145,19 @@ def _phase_text(pod: dict[str, Any]) -> str:
     return f"phase {status.get('phase') or 'Pending'}"
 
 
+def _listener_state(node: str, name: str, pod: dict[str, Any]) -> tuple[str, str] | None:
+    """(address, '') once every container is ready; ('', why) when it will not start; None while it may still."""
+    status = pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    if status.get("podIP") and statuses and all(s.get("ready") for s in statuses):
+        return str(status["podIP"]), ""
+    for waiting in ((s.get("state") or {}).get("waiting") or {} for s in statuses):
+        if waiting.get("reason") in _STUCK:
+            return "", f"pod {name} on {node}: {waiting['reason']}: {waiting.get('message', '')}"
+    rejected = _rejected(status)
+    return ("", f"pod {name} on {node}: {rejected[1]}") if rejected else None
+
+
 @dataclass
 class Runner:
     """One run of the plan; ``sleep``/``clock`` are injectable for tests of the waiting logic; ``stop`` set makes every
@@ -161,35 +175,30 @@ class Runner:
             raise RunStoppedError
         self.sleep(seconds)
 
-    def _wait_pod(self, name: str) -> tuple[plan.Outcome, str]:
+    def _poll(self, name: str, done: Callable[[dict[str, Any]], _T | None]) -> tuple[_T | None, dict[str, Any]]:
+        """Read pod ``name`` until ``done`` makes something of it or ``pod_timeout_seconds`` pass; also the last read."""
         deadline = self.clock() + self.settings.pod_timeout_seconds
         pod: dict[str, Any] = {}
         while self.clock() < deadline:
             pod = self.cluster.pod(self.settings.namespace, name)
-            found = classify(pod)
+            found = done(pod)
             if found is not None:
-                return found
+                return found, pod
             self._pause(self.poll)
+        return None, pod
+
+    def _wait_pod(self, name: str) -> tuple[plan.Outcome, str]:
+        found, pod = self._poll(name, classify)
+        if found is not None:
+            return found
         return "not-run", (f"pod {name} did not finish within {self.settings.pod_timeout_seconds:g}s ({_phase_text(pod)}): "
                            "no container ran there")
 
     def _listening(self, node: str, name: str) -> tuple[str, str]:
         """A listener's address once all its containers are ready (listening), or ('', why not)."""
-        deadline = self.clock() + self.settings.pod_timeout_seconds
-        pod: dict[str, Any] = {}
-        while self.clock() < deadline:
-            pod = self.cluster.pod(self.settings.namespace, name)
-            status = pod.get("status") or {}
-            statuses = status.get("containerStatuses") or []
-            if status.get("podIP") and statuses and all(s.get("ready") for s in statuses):
-                return str(status["podIP"]), ""
-            for waiting in ((s.get("state") or {}).get("waiting") or {} for s in statuses):
-                if waiting.get("reason") in _STUCK:
-                    return "", f"pod {name} on {node}: {waiting['reason']}: {waiting.get('message', '')}"
-            rejected = _rejected(status)
-            if rejected:
-                return "", f"pod {name} on {node}: {rejected[1]}"
-            self._pause(self.poll)
+        found, pod = self._poll(name, lambda pod: _listener_state(node, name, pod))
+        if found is not None:
+            return found
         return "", f"pod {name} on {node} not ready within {self.settings.pod_timeout_seconds:g}s ({_phase_text(pod)})"
 
     def addresses(self, node: str, index: int) -> tuple[dict[plan.Target, str], str]:
@@ -251,25 +260,28 @@ def sweep(cluster: Cluster, now: float | None = None) -> list[str]:
     return left
 
 
-def _wait_gone(cluster: Cluster, name: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while name in cluster.check_namespaces():
-        if time.monotonic() > deadline:
+def _wait_gone(runner: Runner, name: str, timeout: float) -> None:
+    """Until the namespace ``name`` finished terminating, with the runner's clock and sleep (not its stop: the
+    namespace is waited for also when the run was stopped)."""
+    deadline = runner.clock() + timeout
+    while name in runner.cluster.check_namespaces():
+        if runner.clock() > deadline:
             raise PolicyCheckError(f"namespace {name} is still terminating after {timeout:g}s; delete it with "
                                    f"`kubectl delete namespace {name}`")
-        time.sleep(0.5)
+        runner.sleep(runner.poll)
 
 
 @contextlib.contextmanager
-def check_namespace(cluster: Cluster, settings: plan.Settings, cleanup_timeout: float = 120) -> Iterator[None]:
+def check_namespace(runner: Runner, cleanup_timeout: float = 120) -> Iterator[None]:
     """The run's namespace, after sweeping earlier leftovers; deleted (and waited for) however the run ends."""
+    cluster, settings = runner.cluster, runner.settings
     sweep(cluster)
     cluster.create(plan.namespace(settings))
     try:
         yield
     finally:
         cluster.delete_namespace(settings.namespace)
-        _wait_gone(cluster, settings.namespace, cleanup_timeout)
+        _wait_gone(runner, settings.namespace, cleanup_timeout)
 
 
 def _named(cluster: Cluster, nodes: Sequence[str]) -> list[str]:
@@ -289,7 +301,7 @@ def run_check(cluster: Cluster, settings: plan.Settings, nodes: Sequence[str] | 
         raise PolicyCheckError("no Ready, schedulable node to check policy on")
     results = [NodeResult(n) for n in names]
     runner = runner or Runner(cluster, settings)
-    with check_namespace(cluster, settings):
+    with check_namespace(runner):
         pool = ThreadPoolExecutor(max_workers=min(8, len(names)))
         try:
             _run_nodes(cluster, settings, runner, pool, results)

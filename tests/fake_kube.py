@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
 import threading
@@ -11,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.local_server import LocalServer
+from tests.local_server import LocalServer, QuietHandler
 
 
 @dataclass
@@ -26,10 +25,7 @@ class FakeKube(LocalServer):
     def __post_init__(self) -> None:
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _answer(self) -> None:
                 path = self.path.split("?", 1)[0]
                 outer.seen.append((self.command, path, self.headers.get("Authorization", "")))
@@ -49,10 +45,10 @@ class FakeKube(LocalServer):
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:
+            def do_GET(self) -> None:  # noqa: N802 (http.server's method names)
                 self._answer()
 
-            def do_DELETE(self) -> None:
+            def do_DELETE(self) -> None:  # noqa: N802 (http.server's method names)
                 self._answer()
 
         self.server = f"http://127.0.0.1:{self._bind(Handler)}"

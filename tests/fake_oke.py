@@ -4,7 +4,6 @@ failing work requests."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import threading
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.local_server import LocalServer
+from tests.local_server import LocalServer, QuietHandler
 
 API = "/20180222"
 
@@ -68,10 +67,7 @@ class FakeOke(LocalServer):
         self._lock = threading.Lock()
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _send(self, status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
                 outer.answers[status] += 1
                 data = json.dumps(body).encode()
@@ -102,7 +98,7 @@ class FakeOke(LocalServer):
                 self._send(fault.status, {"code": code, "message": f"scripted {fault.status}"}, headers)
                 return True
 
-            def do_GET(self) -> None:
+            def do_GET(self) -> None:  # noqa: N802 (http.server's method names)
                 path, parts = self._route()
                 if self._faulted(path):
                     return None
@@ -125,7 +121,7 @@ class FakeOke(LocalServer):
                                                 "operationType": "CLUSTER_UPDATE"})
                 return self._not_found()
 
-            def do_DELETE(self) -> None:
+            def do_DELETE(self) -> None:  # noqa: N802 (http.server's method names)
                 path, parts = self._route()
                 if self._faulted(path):
                     return None

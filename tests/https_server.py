@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import ssl
 import tempfile
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import trustme
 
-from tests.local_server import LocalServer
+from tests.local_server import LocalServer, QuietHandler
 
 
 @dataclass
@@ -45,11 +44,8 @@ class ManifestServer(LocalServer):
         self.client_context = ssl.create_default_context(cafile=str(self.ca_file))
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's method names)
                 path = self.path.split("?", 1)[0]
                 outer.requests[path] += 1
                 outer.authorization.setdefault(path, []).append(self.headers.get("Authorization"))

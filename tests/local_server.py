@@ -8,6 +8,13 @@ from types import TracebackType
 from typing import Self
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that keeps the test output clean (no access log line per request)."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 class LocalServer:
     """Serves ``handler`` on an ephemeral 127.0.0.1 port while used as a context manager."""
 

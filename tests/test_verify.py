@@ -155,6 +155,27 @@ def test_the_probe_image_is_pinned_and_follows_image_registry() -> None:
         plan.probe_image("mirror/calico")
 
 
+def test_every_probe_pod_is_pinned_restricted_and_stops_by_itself() -> None:
+    """Each pod a run creates (listeners and every client of every step) runs on the node it checks, passes Pod
+    Security `restricted` as the namespace enforces it, and is bounded in time by its kubelet even if the check that
+    created it is killed; the namespace is labelled for the next run's sweep."""
+    ns = plan.namespace(SETTINGS)
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert ns["metadata"]["labels"][plan.CHECK_LABEL] == SETTINGS.namespace
+    pods = [*plan.listener_pods(SETTINGS, "n1", 0).values()] + [
+        plan.client_pod(SETTINGS, "n1", 0, n, probe, 1, "10.0.0.2") for n, step in enumerate(plan.STEPS)
+        for probe in step.probes]
+    assert len(pods) == 2 + 12
+    for pod in pods:
+        spec = pod["spec"]
+        assert spec["nodeName"] == "n1" and spec["automountServiceAccountToken"] is False
+        assert 0 < spec["activeDeadlineSeconds"] <= 3600
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] and sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"] and sc["seccompProfile"]["type"] == "RuntimeDefault"
+
+
 def test_an_enforcing_cluster_passes_every_step_and_the_report_says_so() -> None:
     """On a cluster that enforces NetworkPolicy each node passes the four steps; the summary line is the one the
     demo prints, and there is no failure message."""

@@ -190,6 +190,14 @@ def verify(e: Enforcement, *nodes: str, pod_timeout: float = 60) -> subprocess.C
                           capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
 
 
+def policy_check_urn(e: Enforcement) -> str:
+    """The URN of the component's policy check in the stack's state (what `pulumi up --replace` takes)."""
+    import json
+
+    resources = json.loads(e.stack("stack", "export").stdout)["deployment"]["resources"]
+    return next(str(r["urn"]) for r in resources if str(r["urn"]).endswith("::calico-policy-check"))
+
+
 def check_leftovers(e: Enforcement) -> list[str]:
     """Namespaces, pods and NetworkPolicies the policy check left anywhere in the cluster."""
     from kubernetes import client

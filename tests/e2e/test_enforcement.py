@@ -29,11 +29,13 @@ from tests.e2e.enforcement import (
     Enforcement,
     check_leftovers,
     enforcement_cluster,
+    policy_check_urn,
     upgrade_watched,
     verify,
 )
 
 VERSION = "3.30.3"
+CHAIN_CAUSE = "traffic accepted before Calico's rules (chain insert mode Append)"
 #: Oracle's releases for Kubernetes 1.35 and 1.36, in the order an OKE cluster meets them.
 UPGRADES = ("3.31.5", "3.32.0")
 
@@ -41,7 +43,7 @@ UPGRADES = ("3.31.5", "3.32.0")
 @pytest.fixture(scope="module")
 def enforcement(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
     """The cluster, Calico installed by the stack program (awaited), the demo app deployed without policies."""
-    config = {"calicoVersion": VERSION, **NETWORK_CONFIG["vcn-native"]}
+    config = {"calicoVersion": VERSION, "verifyPolicy": "true", **NETWORK_CONFIG["vcn-native"]}
     with enforcement_cluster(tool_paths, tmp_path_factory.mktemp("enforcement"), config) as cluster:
         yield cluster
 
@@ -99,6 +101,24 @@ def test_enforcement_holds_through_in_place_upgrades_to_332(enforcement: Enforce
         enforcement.stack("preview", "--expect-no-changes")
     image = calico_node(enforcement.k8s).spec.template.spec.containers[0].image
     assert image == upstream_image(UPGRADES[-1]) and image.startswith("quay.io/"), image
+
+
+def test_the_components_check_ran_on_install_and_each_upgrade_never_on_a_no_op_up(enforcement: Enforcement) -> None:
+    """verifyPolicy is on: the awaited install and each upgrade's `up` printed the dataplane node's line and the summary
+    (the kwok nodes are cordoned, so not sampled), and the stack's policyCheck output holds it; an `up` that changes
+    nothing runs no check, and the check left nothing behind."""
+    e = enforcement
+    passed = (f"verify: policy enforced on 1 of 1 nodes checked ({e.node.name}): default-deny, label allow, "
+              "egress deny")
+    ups = [out for args, out in e.stack.transcript if args[0] == "up"]
+    assert len(ups) == 1 + len(UPGRADES)
+    for out in ups:
+        assert f"{e.node.name}: policy enforced (default-deny, label allow, egress deny; 12 probes)" in out, out
+        assert passed in out, out
+    assert e.stack("stack", "output", "policyCheck").stdout.strip() == passed
+    no_op = e.stack("up", "--yes", "--skip-preview").stdout
+    assert f"{e.node.name}: policy enforced" not in no_op and "calico-policy-check updat" not in no_op, no_op
+    assert check_leftovers(e) == []
 
 
 def test_demo_policies_applied_and_removed_by_pulumi(enforcement: Enforcement) -> None:
@@ -165,6 +185,31 @@ def test_felix_programs_nft_after_the_nodes_own_rules(enforcement: Enforcement) 
     assert "cali-" in node.node_exec("nft", "list", "ruleset").stdout
     machine = subprocess.run(["iptables-nft-save"], capture_output=True, text=True, check=True).stdout
     assert "cali-" not in machine, "a Calico rule reached the machine's own network namespace"
+
+
+def test_an_accept_ahead_of_felixs_jump_fails_the_components_check_and_verify(enforcement: Enforcement) -> None:
+    """The component's check passes when re-run (`pulumi up --replace` of the check). With `-I FORWARD 1 -j ACCEPT`
+    in the node's namespace (as some node images and agents add), Felix's appended jump is never reached: `verify` and
+    the component's check both fail at default-deny naming the node, with "traffic accepted before Calico's rules"
+    among the causes, calico-node staying Ready; nothing is left behind."""
+    e = enforcement
+    urn = policy_check_urn(e)
+    rerun = e.stack("up", "--yes", "--skip-preview", "--replace", urn).stdout
+    assert f"verify: policy enforced on 1 of 1 nodes checked ({e.node.name})" in rerun, rerun
+    e.node.node_exec("iptables-nft", "-I", "FORWARD", "1", "-j", "ACCEPT")
+    try:
+        failed = verify(e, e.node.name)
+        assert failed.returncode == 1, failed.stdout
+        assert f"{e.node.name}: FAILED at step 'default-deny'" in failed.stderr, failed.stderr
+        assert CHAIN_CAUSE in failed.stderr
+        component = e.stack("up", "--yes", "--skip-preview", "--replace", urn, check=False)
+        out = component.stdout + component.stderr
+        assert component.returncode != 0 and "verify: policy NOT enforced on " + e.node.name in out, out
+        assert f"{e.node.name}: FAILED at step 'default-deny'" in out and CHAIN_CAUSE in out, out
+        assert e.node.calico_state()["ready"]
+    finally:
+        e.node.node_exec("iptables-nft", "-D", "FORWARD", "-j", "ACCEPT")
+    assert check_leftovers(e) == []
 
 
 def test_drift_of_the_interface_prefix_breaks_policy_and_refresh_repairs_it(enforcement: Enforcement) -> None:
