@@ -5,23 +5,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pytest
 
-from calico_component import Calico, CalicoArgs, verify_run
+from calico_component import Calico, CalicoArgs, component, verify_run
 from calico_component.errors import ConfigurationError, PolicyNotEnforcedError
 from calico_component.fetch import FetchOptions
 from calico_component.policy_check import PolicyCheckProvider
 from calico_component.render import render
 from tests.conftest import kubeconfig_text, mirror_path
-from tests.test_component import Recorder
+from tests.test_component import CLUSTER, Recorder, _is_secret
 from tests.test_verify import FakeCluster, _node
 
 pytestmark = pytest.mark.usefixtures("ownership_checks")
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
+SUMMARY = "verify: (what the provider returned)"
+
+
+class CheckRecorder(Recorder):
+    """Mocks whose policy check "ran": its create returns a summary, as the provider does after a passing check."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        rid, outs = super().new_resource(args)
+        return rid, ({**outs, "summary": SUMMARY} if args.typ == DYNAMIC else outs)
 
 
 def _args(**kw: Any) -> CalicoArgs:
@@ -29,6 +39,33 @@ def _args(**kw: Any) -> CalicoArgs:
                                 manifest_mirror=str(mirror_path()), kubeconfig=kubeconfig_text())
     base.update(kw)
     return CalicoArgs(**base)
+
+
+def _run(rec: Recorder, components: dict[str, CalicoArgs]) -> tuple[dict[str, Calico], dict[str, Any]]:
+    """Build the components under mocks, wait until every registration and output has resolved; return them and
+    their policyCheck values."""
+    pulumi.runtime.set_mocks(rec, preview=False)
+    built: dict[str, Calico] = {}
+    checks: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        built.update({name: Calico(name, args) for name, args in components.items()})
+        resolved = [c.policy_check.apply(_keep(checks, name)) for name, c in built.items()]
+        return pulumi.Output.all(*resolved, *[child.urn for c in built.values() for child in c._children.values()])
+
+    program()
+    return built, checks
+
+
+def _keep(into: dict[str, Any], name: str) -> Callable[[Any], None]:
+    def keep(value: Any) -> None:
+        into[name] = value
+    return keep
+
+
+def _checks(rec: Recorder) -> dict[str, dict[str, Any]]:
+    return {name: inputs for typ, name, inputs in rec.registered if typ == DYNAMIC}
 
 
 def _calico_node_digest(version: str, **kw: Any) -> str:
@@ -39,45 +76,75 @@ def _calico_node_digest(version: str, **kw: Any) -> str:
     return hashlib.sha256(json.dumps(ds["spec"]["template"], sort_keys=True).encode()).hexdigest()
 
 
-@pulumi.runtime.test
-def test_verify_policy_adds_one_check_keyed_to_calico_nodes_template() -> Any:
-    """Off by default: no check resource. With verify_policy, one child `<name>-policy-check` whose trigger is
-    calico-node's template digest, sampling verify_policy_nodes nodes, with the kubeconfig kept secret."""
-    rec = Recorder()
-    pulumi.runtime.set_mocks(rec, preview=False)
-    plain = Calico("plain", _args())
-    checked = Calico("checked", _args(verify_policy=True, verify_policy_nodes=2, image_registry="iad.ocir.io/t/c"))
+def test_verify_policy_adds_one_check_keyed_to_calico_nodes_template() -> None:
+    """Off by default: no check resource and no policyCheck. With verify_policy, one child `<name>-policy-check` whose
+    trigger is calico-node's template digest, sampling verify_policy_nodes nodes, with the kubeconfig kept secret; its
+    summary is the component's policyCheck output."""
+    rec = CheckRecorder()
+    _built, outputs = _run(rec, {"plain": _args(), "checked": _args(verify_policy=True, verify_policy_nodes=2,
+                                                                    image_registry="iad.ocir.io/t/c")})
+    checks = _checks(rec)
+    assert list(checks) == ["checked-policy-check"]
+    inputs = checks["checked-policy-check"]
+    assert inputs["trigger"] == _calico_node_digest("3.31.5", image_registry="iad.ocir.io/t/c")
+    assert inputs["nodes"] == 2 and inputs["image_registry"] == "iad.ocir.io/t/c"
+    assert _is_secret(inputs["kubeconfig"])
+    assert outputs == {"plain": None, "checked": SUMMARY}
 
-    def check(values: list[Any]) -> None:
-        plain_check, checked_check = values
-        assert plain_check is None
-        checks = rec.by_type(DYNAMIC)
-        assert [name for _, name, _ in checks] == ["checked-policy-check"]
-        inputs = checks[0][2]
-        assert inputs["trigger"] == _calico_node_digest("3.31.5", image_registry="iad.ocir.io/t/c")
-        assert inputs["nodes"] == 2 and inputs["image_registry"] == "iad.ocir.io/t/c"
-        from tests.test_component import _is_secret
 
-        assert _is_secret(inputs["kubeconfig"])
-        assert checked_check is None  # the mock's create returns the inputs, where the summary is still unset
+def test_the_check_waits_for_every_awaited_workload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check depends on calico-node and both Deployments (it must only run once they were awaited), and on
+    nothing else."""
+    seen: list[list[Any]] = []
+    from calico_component.policy_check import PolicyCheck
 
-    return pulumi.Output.all(plain.policy_check, checked.policy_check).apply(check)
+    def capture(name: str, **kw: Any) -> Any:
+        seen.append(list(kw["opts"].depends_on or []))
+        return PolicyCheck(name, **kw)
+
+    monkeypatch.setattr(component, "PolicyCheck", capture)
+    built, _ = _run(CheckRecorder(), {"calico": _args(verify_policy=True)})
+    children = built["calico"]._children
+    assert len(seen) == 1
+    waited = sorted(name for name, child in children.items() if any(child is d for d in seen[0]))
+    assert waited == ["calico-daemonset-kube-system-calico-node",
+                      "calico-deployment-kube-system-calico-kube-controllers",
+                      "calico-deployment-kube-system-calico-typha"]
+    assert len(seen[0]) == len(waited)
+
+
+def test_with_cluster_id_only_the_check_uses_okes_kubeconfig() -> None:
+    """No kubeconfig input: the check runs against the kubeconfig OKE serves for cluster_id, kept secret."""
+    rec = CheckRecorder()
+    _run(rec, {"calico": _args(kubeconfig=None, cluster_id=CLUSTER, verify_policy=True)})
+    assert "oci:ContainerEngine/getClusterKubeConfig:getClusterKubeConfig" in rec.calls
+    kubeconfig = _checks(rec)["calico-policy-check"]["kubeconfig"]
+    assert _is_secret(kubeconfig) and f"https://{CLUSTER}.oke:6443" in str(kubeconfig)
 
 
 def test_the_check_runs_again_only_when_calico_node_changes() -> None:
-    """A new release or registry changes calico-node's template and re-runs the check in place; a Typha-only change, an
-    identical render or a rotated kubeconfig does not (a no-op `up` runs nothing)."""
-    base = _calico_node_digest("3.31.5")
-    assert _calico_node_digest("3.32.0") != base
-    assert _calico_node_digest("3.31.5", image_registry="iad.ocir.io/t/c") != base
-    assert _calico_node_digest("3.31.5", typha_replicas=5) == base
+    """Across components: a new release or registry changes calico-node's template, so the trigger; a Typha-only
+    change does not. The provider re-runs (in place) on a trigger or settings change, and not when nothing changed
+    or only the kubeconfig did, with the olds being what a passing check stored."""
+    rec = CheckRecorder()
+    variants: dict[str, dict[str, Any]] = {"base": {}, "typha": {"typha_replicas": 5},
+                                           "newer": {"calico_version": "3.32.0"},
+                                           "mirrored": {"image_registry": "iad.ocir.io/t/c"}}
+    _run(rec, {name: _args(verify_policy=True, **kw) for name, kw in variants.items()})
+    trigger = {name.removesuffix("-policy-check"): i["trigger"] for name, i in _checks(rec).items()}
+    assert trigger["typha"] == trigger["base"]
+    assert len({trigger["base"], trigger["newer"], trigger["mirrored"]}) == 3
+    news = {"kubeconfig": "a", "trigger": trigger["base"], "nodes": 3, "image_registry": None,
+            "pod_timeout_seconds": 120.0, "summary": None, "node_lines": None}
+    olds = {**news, "summary": "verify: policy enforced ...", "node_lines": ["n1: policy enforced"],
+            "__provider": "serialized"}
     provider = PolicyCheckProvider()
-    olds = {"kubeconfig": "a", "trigger": base, "nodes": 3, "image_registry": None, "pod_timeout_seconds": 120.0}
-    upgrade = provider.diff("policy-check", olds, {**olds, "trigger": _calico_node_digest("3.32.0")})
+    assert provider.diff("policy-check", olds, dict(news)).changes is False
+    assert provider.diff("policy-check", olds, {**news, "kubeconfig": "rotated"}).changes is False
+    upgrade = provider.diff("policy-check", olds, {**news, "trigger": trigger["newer"]})
     assert upgrade.changes is True and not upgrade.replaces
-    assert provider.diff("policy-check", olds, {**olds, "nodes": 5}).changes is True
-    assert provider.diff("policy-check", olds, dict(olds)).changes is False
-    assert provider.diff("policy-check", olds, {**olds, "kubeconfig": "rotated"}).changes is False
+    for key, value in {"nodes": 5, "image_registry": "iad.ocir.io/t/c", "pod_timeout_seconds": 30.0}.items():
+        assert provider.diff("policy-check", olds, {**news, key: value}).changes is True, key
 
 
 @pytest.mark.parametrize(("kwargs", "needle"), [
@@ -88,20 +155,21 @@ def test_the_check_runs_again_only_when_calico_node_changes() -> None:
     (dict(verify_policy="yes"), "verify_policy must be true or false, got 'yes'"),
 ])
 def test_verify_policy_inputs_are_refused_before_registration(kwargs: dict[str, Any], needle: str) -> None:
-    """The same program with a valid check is accepted; each bad combination fails naming the input, with nothing
+    """The same program with a valid check registers it; each bad combination fails naming the input, with nothing
     registered."""
-    rec = Recorder()
-    pulumi.runtime.set_mocks(rec, preview=True)
-    assert Calico("good", _args(verify_policy=True)).policy_check is not None
+    good = CheckRecorder()
+    _run(good, {"calico": _args(verify_policy=True)})
+    assert "calico-policy-check" in _checks(good)
+    refused = CheckRecorder()
     with pytest.raises(ConfigurationError, match=needle):
-        Calico("calico", _args(**kwargs))
-    assert not [name for _, name, _ in rec.registered if name.startswith("calico")]
+        _run(refused, {"calico": _args(**kwargs)})
+    assert refused.registered == []
 
 
-def _fake_check(mode: str) -> Any:
+def _fake_check(mode: str, seen: list[Any]) -> Callable[..., list[verify_run.NodeResult]]:
     """verify_run.check_policy over an in-memory cluster of two nodes that enforces or ignores policy."""
     def check_policy(kubeconfig: str, settings: Any, nodes: Any = None) -> list[verify_run.NodeResult]:
-        assert "clusters" in kubeconfig
+        seen.append((kubeconfig, settings))
         fast = type(settings)(namespace=settings.namespace, nodes=settings.nodes, image=settings.image,
                               pod_timeout_seconds=0.05, settle_seconds=0)
         return verify_run.run_check(FakeCluster([_node("n1"), _node("n2")], mode=mode), fast, nodes)  # type: ignore[arg-type]
@@ -110,18 +178,26 @@ def _fake_check(mode: str) -> Any:
 
 def test_the_provider_reports_each_node_and_fails_up_where_policy_is_ignored(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """On an enforcing cluster create returns the summary and prints one line per node (what `up` shows); on a cluster
-    that ignores policy it raises one error naming each node, the failed step and the likely causes."""
-    props = {"kubeconfig": kubeconfig_text(), "trigger": "t", "nodes": 3, "image_registry": None,
+    """On an enforcing cluster create runs the check with the resource's kubeconfig, node count and registry, returns
+    the summary and prints one line per node (what `up` shows); on a cluster that ignores policy it raises one error
+    naming each node, the failed step and the likely causes."""
+    props = {"kubeconfig": kubeconfig_text(), "trigger": "t", "nodes": 2, "image_registry": "iad.ocir.io/t/c",
              "pod_timeout_seconds": 120.0}
-    monkeypatch.setattr(verify_run, "check_policy", _fake_check("enforce"))
+    seen: list[Any] = []
+    monkeypatch.setattr(verify_run, "check_policy", _fake_check("enforce", seen))
     outs = PolicyCheckProvider().create(dict(props)).outs
-    assert outs is not None and outs["summary"] == ("verify: policy enforced on 2 of 2 nodes checked (n1, n2): default-deny, "
-                                       "label allow, egress deny")
+    assert outs is not None and outs["summary"] == ("verify: policy enforced on 2 of 2 nodes checked (n1, n2): "
+                                                    "default-deny, label allow, egress deny")
+    (kubeconfig, settings), = seen
+    assert kubeconfig == kubeconfig_text() and settings.nodes == 2 and settings.pod_timeout_seconds == 120.0
+    assert settings.image.startswith("iad.ocir.io/t/c/e2e-test-images/agnhost:")
     shown = capsys.readouterr().out.splitlines()
     assert shown[0].startswith("n1: policy enforced") and shown[1].startswith("n2: policy enforced")
     assert shown[-1] == outs["summary"] and outs["node_lines"] == shown[:2]
-    monkeypatch.setattr(verify_run, "check_policy", _fake_check("ignore"))
+    one = dict(props, nodes=1)
+    monkeypatch.setattr(verify_run, "check_policy", _fake_check("enforce", seen))
+    assert PolicyCheckProvider().create(one).outs["node_lines"] == [shown[0]]  # type: ignore[index]
+    monkeypatch.setattr(verify_run, "check_policy", _fake_check("ignore", seen))
     with pytest.raises(PolicyNotEnforcedError) as failed:
         PolicyCheckProvider().update("policy-check", props, dict(props))
     message = str(failed.value)

@@ -159,17 +159,26 @@ def test_every_probe_pod_is_pinned_restricted_and_stops_by_itself() -> None:
     """Each pod a run creates (listeners and every client of every step) runs on the node it checks, passes Pod
     Security `restricted` as the namespace enforces it, and is bounded in time by its kubelet even if the check that
     created it is killed; the namespace is labelled for the next run's sweep."""
-    ns = plan.namespace(SETTINGS)
+    cluster = FakeCluster([_node("n1")])
+    created: list[dict[str, Any]] = []
+    make = cluster.create
+
+    def record(obj: dict[str, Any]) -> None:
+        created.append(copy.deepcopy(obj))
+        make(obj)
+
+    cluster.create = record  # type: ignore[method-assign]
+    assert _run(cluster)[0].enforced
+    ns = next(o for o in created if o["kind"] == "Namespace")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert ns["metadata"]["labels"][plan.CHECK_LABEL] == SETTINGS.namespace
-    pods = [*plan.listener_pods(SETTINGS, "n1", 0).values()] + [
-        plan.client_pod(SETTINGS, "n1", 0, n, probe, 1, "10.0.0.2") for n, step in enumerate(plan.STEPS)
-        for probe in step.probes]
-    assert len(pods) == 2 + 12
+    pods = [o for o in created if o["kind"] == "Pod"]
+    assert len(pods) == 2 + 12  # server and bystander, one client per probe of the four steps
     for pod in pods:
         spec = pod["spec"]
         assert spec["nodeName"] == "n1" and spec["automountServiceAccountToken"] is False
         assert 0 < spec["activeDeadlineSeconds"] <= 3600
+        assert spec["containers"]
         for c in spec["containers"]:
             sc = c["securityContext"]
             assert sc["runAsNonRoot"] and sc["allowPrivilegeEscalation"] is False

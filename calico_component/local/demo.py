@@ -309,9 +309,13 @@ class Demo:
         return config
 
     def _show_policy_check(self, cli: PulumiCli) -> None:
-        """With --enforce, the line of the check the component ran during the last `up` (its policyCheck output)."""
-        if self.options.enforce:
-            self.say(self._pulumi(cli, "stack", "output", "policyCheck").strip())
+        """With --enforce, the `verify:` line the component's check printed during the last `up` (not the stack output,
+        which would still show an earlier run's)."""
+        if not self.options.enforce:
+            return
+        up = next(out for args, out in reversed(cli.transcript) if args[0] == "up")
+        lines = [line.strip() for line in up.splitlines() if line.strip().startswith("verify:")]
+        self.say(lines[-1] if lines else "the component's policy check did not run during this `up`")
 
     def _pulumi(self, cli: PulumiCli, *args: str, stdin: str | None = None) -> str:
         """Run one pulumi command, its output kept in the logs directory."""

@@ -106,18 +106,25 @@ def test_enforcement_holds_through_in_place_upgrades_to_332(enforcement: Enforce
 def test_the_components_check_ran_on_install_and_each_upgrade_never_on_a_no_op_up(enforcement: Enforcement) -> None:
     """verifyPolicy is on: the awaited install and each upgrade's `up` printed the dataplane node's line and the summary
     (the kwok nodes are cordoned, so not sampled), and the stack's policyCheck output holds it; an `up` that changes
-    nothing runs no check, and the check left nothing behind."""
+    nothing, and one that updates calico-node without touching its pods (forceConflicts off and on again: only
+    annotations), run no check; the check left nothing behind."""
     e = enforcement
+    node_line = f"{e.node.name}: policy enforced (default-deny, label allow, egress deny; 12 probes)"
     passed = (f"verify: policy enforced on 1 of 1 nodes checked ({e.node.name}): default-deny, label allow, "
               "egress deny")
-    ups = [out for args, out in e.stack.transcript if args[0] == "up"]
-    assert len(ups) == 1 + len(UPGRADES)
-    for out in ups:
-        assert f"{e.node.name}: policy enforced (default-deny, label allow, egress deny; 12 probes)" in out, out
-        assert passed in out, out
+    changes = [out for (args, out), (before, _) in zip(e.stack.transcript[1:], e.stack.transcript, strict=False)
+               if args[0] == "up" and before[:3] == ("config", "set", "calicoVersion")]
+    install = next(out for args, out in e.stack.transcript if args[0] == "up")
+    for out in (install, *changes):
+        assert node_line in out and passed in out, out
     assert e.stack("stack", "output", "policyCheck").stdout.strip() == passed
-    no_op = e.stack("up", "--yes", "--skip-preview").stdout
-    assert f"{e.node.name}: policy enforced" not in no_op and "calico-policy-check updat" not in no_op, no_op
+    for command in (("up",), ("config", "set", "forceConflicts", "false"), ("up",),
+                    ("config", "set", "forceConflicts", "true"), ("up",)):
+        e.stack(*command, *(("--yes", "--skip-preview") if command == ("up",) else ()))
+        out = e.stack.transcript[-1][1]
+        assert node_line not in out and "calico-policy-check updat" not in out and "calico-policy-check replac" \
+            not in out and "calico-policy-check creat" not in out, out
+    assert "calico-daemonset-kube-system-calico-node updated" in e.stack.transcript[-3][1], e.stack.transcript[-3][1]
     assert check_leftovers(e) == []
 
 
@@ -190,25 +197,29 @@ def test_felix_programs_nft_after_the_nodes_own_rules(enforcement: Enforcement) 
 def test_an_accept_ahead_of_felixs_jump_fails_the_components_check_and_verify(enforcement: Enforcement) -> None:
     """The component's check passes when re-run (`pulumi up --replace` of the check). With `-I FORWARD 1 -j ACCEPT`
     in the node's namespace (as some node images and agents add), Felix's appended jump is never reached: `verify` and
-    the component's check both fail at default-deny naming the node, with "traffic accepted before Calico's rules"
-    among the causes, calico-node staying Ready; nothing is left behind."""
+    the component's check (re-run by a change of verifyPolicyNodes) both fail at default-deny naming the node, with
+    "traffic accepted before Calico's rules" among the causes, calico-node staying Ready. Once the rule is gone, a
+    plain `up` runs the failed check again and it passes; nothing is left behind."""
     e = enforcement
-    urn = policy_check_urn(e)
-    rerun = e.stack("up", "--yes", "--skip-preview", "--replace", urn).stdout
-    assert f"verify: policy enforced on 1 of 1 nodes checked ({e.node.name})" in rerun, rerun
+    summary = f"verify: policy enforced on 1 of 1 nodes checked ({e.node.name})"
+    e.stack("up", "--yes", "--skip-preview", "--replace", policy_check_urn(e))
+    assert summary in e.stack.transcript[-1][1], e.stack.transcript[-1][1]
     e.node.node_exec("iptables-nft", "-I", "FORWARD", "1", "-j", "ACCEPT")
     try:
         failed = verify(e, e.node.name)
         assert failed.returncode == 1, failed.stdout
         assert f"{e.node.name}: FAILED at step 'default-deny'" in failed.stderr, failed.stderr
         assert CHAIN_CAUSE in failed.stderr
-        component = e.stack("up", "--yes", "--skip-preview", "--replace", urn, check=False)
-        out = component.stdout + component.stderr
+        e.stack("config", "set", "verifyPolicyNodes", "2")
+        component = e.stack("up", "--yes", "--skip-preview", check=False)
+        out = e.stack.transcript[-1][1]
         assert component.returncode != 0 and "verify: policy NOT enforced on " + e.node.name in out, out
         assert f"{e.node.name}: FAILED at step 'default-deny'" in out and CHAIN_CAUSE in out, out
         assert e.node.calico_state()["ready"]
     finally:
         e.node.node_exec("iptables-nft", "-D", "FORWARD", "-j", "ACCEPT")
+    e.stack("up", "--yes", "--skip-preview")
+    assert summary in e.stack.transcript[-1][1], e.stack.transcript[-1][1]
     assert check_leftovers(e) == []
 
 
