@@ -42,8 +42,9 @@ def run(props: Mapping[str, Any]) -> dict[str, Any]:
     results = verify_run.check_policy(str(props["kubeconfig"]), settings)
     message = verify_report.failure_message(results)
     if message is not None:
-        raise PolicyNotEnforcedError(f"{message}\nCheck again once fixed: python -m calico_component verify "
-                                     "--kubeconfig FILE; the next `pulumi up` runs this check again.")
+        raise PolicyNotEnforcedError(f"{message}\nOnce fixed, the next `pulumi up` runs this check again (after a "
+                                     "failed `pulumi up --replace` of it, replace it again); `python -m "
+                                     "calico_component verify --kubeconfig FILE` runs it on its own.")
     lines = [verify_report.node_line(r) for r in results]
     summary = verify_report.summary(results)
     print("\n".join([*lines, summary]), flush=True)
