@@ -29,8 +29,7 @@ from calico_component.local import tools
 from tests.e2e.enforcement import NETWORK_CONFIG, Enforcement, enforcement_cluster, policy_check_urn, verify
 
 #: The engine's line for the check once it finished, e.g. ``calico-policy-check created (41s)``.
-_CHECK_DONE = re.compile(r"calico-policy-check (?:created|updated|replaced|creating replacement|created replacement)"
-                         r" \((\d+(?:\.\d+)?)s\)")
+_CHECK_DONE = re.compile(r"calico-policy-check (?:created|updated|created replacement) \((\d+(?:\.\d+)?)s\)")
 
 
 def _check_seconds(output: str) -> float | None:
