@@ -66,10 +66,27 @@ def camel(name: str) -> str:
     return first + "".join(part.capitalize() for part in rest)
 
 
+#: How often a source parse is tried: CPython 3.11 keeps the AST constructor's recursion counter per interpreter, so a
+#: parse racing another thread's (3.11 formats every traceback with one) can fail with a spurious SystemError
+#: ("AST constructor recursion depth mismatch", python/cpython#106905); seen once in CI inside a Pulumi program.
+_PARSE_ATTEMPTS = 5
+
+
+def _class_body(cls: type) -> list[ast.stmt]:
+    """The statements of ``cls``'s body, from its source."""
+    for attempt in range(1, _PARSE_ATTEMPTS + 1):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+            return next(node for node in tree.body if isinstance(node, ast.ClassDef)).body
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc) or attempt == _PARSE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _docstrings(cls: type) -> dict[str, str]:
     """Attribute docstrings (a string right after an annotated field) of ``cls``, read from its source."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = next(node for node in tree.body if isinstance(node, ast.ClassDef)).body
+    body = _class_body(cls)
     docs: dict[str, str] = {}
     for field_node, doc in itertools.pairwise(body):
         if isinstance(field_node, ast.AnnAssign) and isinstance(field_node.target, ast.Name) \
@@ -192,3 +209,8 @@ def args_from_config(config: pulumi.Config) -> CalicoArgs:
 def outputs_of(calico: Calico) -> dict[str, pulumi.Output[Any]]:
     """The component's outputs by camelCase key (the package's state, the stack program's exports)."""
     return {spec.key: getattr(calico, spec.name) for spec in output_specs()}
+
+
+# Read once at import (normally before a Pulumi program starts any thread), not first in a program's thread.
+input_specs()
+output_specs()

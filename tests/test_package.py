@@ -200,3 +200,27 @@ def test_calico_class_is_hosted_as_is() -> None:
 
     assert Calico is component.Calico and component.TYPE_TOKEN == TOKEN
     assert schema()["name"] == "calico-oke" and list(schema()["resources"]) == [TOKEN]
+
+
+def test_reading_input_descriptions_survives_cpythons_spurious_ast_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython 3.11's parser can fail once with "AST constructor recursion depth mismatch" when another thread parses
+    at the same moment: the descriptions are still read (retried); any other SystemError is not hidden."""
+    import ast
+
+    from calico_component import inputs
+    from calico_component.component import CalicoArgs
+
+    real = ast.parse
+    failures = ["SystemError: AST constructor recursion depth mismatch (before=210, after=265)"]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise SystemError(failures.pop())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", flaky)
+    docs = inputs._docstrings(CalicoArgs)
+    assert failures == [] and docs["calico_version"].startswith("Calico release to install")
+    failures.append("some other interpreter failure")
+    with pytest.raises(SystemError, match="some other interpreter failure"):
+        inputs._docstrings(CalicoArgs)
