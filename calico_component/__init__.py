@@ -16,6 +16,7 @@ from .errors import (
     OciApiError,
     PolicyCheckError,
     PolicyNotEnforcedError,
+    RolloutStalledError,
     UnsupportedVersionError,
 )
 from .fetch import FetchOptions, fetch_manifest
@@ -61,6 +62,7 @@ __all__ = [
     "PolicyNotEnforcedError",
     "Release",
     "RenderResult",
+    "RolloutStalledError",
     "TransformOptions",
     "UnsupportedVersionError",
     "check_compatibility",

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "instead of calico.yaml, with the same edits")
     r.add_argument("--typha-replicas", type=int, metavar="N",
                    help="replicas of calico-typha (vcn-native, or flannel-overlay with --typha); default: upstream's")
+    r.add_argument("--calico-node-max-unavailable", metavar="N|P%",
+                   help="calico-node's rolling update: nodes ('3') or share of them ('10%%') without a ready "
+                   "calico-node at once; default: upstream's 1")
     r.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-attempt download timeout")
     r.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     sub.add_parser("versions", help="print the version table with Oracle's tested marks",
@@ -130,6 +133,23 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 3600, got {text!r}")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a timeout above 0 seconds, got 0")
+    return value
+
+
 def _add_demo(d: argparse.ArgumentParser) -> None:
     d.add_argument("--nodes", type=_positive_int, default=3, metavar="N", help="fake worker nodes, 1-1000 (default 3)")
     d.add_argument("--calico-version", choices=SUPPORTED_VERSIONS, metavar="VERSION",
@@ -147,6 +167,11 @@ def _add_demo(d: argparse.ArgumentParser) -> None:
                    help="add one node with a real dataplane (Calico's own Felix, built from source, policing pods in "
                    "network namespaces; needs root and iptables, ipset, nftables) and show examples/network-policy-demo's "
                    "policies taking effect there")
+    d.add_argument("--calico-node-ready-seconds", type=_seconds, default=0.0, metavar="S",
+                   help="make each fake node's calico-node pod Ready S to 1.5*S seconds after it starts, as a real "
+                   "node's image pull, start and readiness probe take (default 0: at once)")
+    d.add_argument("--await-timeout-seconds", type=_timeout, metavar="S",
+                   help="the stack program's awaitTimeoutSeconds (default: the provider's 10 minutes)")
     d.add_argument("--keep", action="store_true",
                    help="leave the cluster running; prints its kubeconfig path and the command that stops it")
     d.add_argument("--stop", metavar="DIR", help="stop a cluster a --keep demo left running, and remove DIR")
@@ -177,6 +202,7 @@ def _render(args: argparse.Namespace) -> None:
             pod_cidr=args.pod_cidr,
             typha=args.typha,
             typha_replicas=args.typha_replicas,
+            calico_node_max_unavailable=args.calico_node_max_unavailable,
             fetch_options=FetchOptions(
                 mirror=args.mirror, manifest=args.manifest, offline=args.offline, timeout=args.timeout,
                 progress=progress,
@@ -205,13 +231,12 @@ def _verify(args: argparse.Namespace) -> int:
         raise CalicoError(f"cannot read --kubeconfig {args.kubeconfig}: {exc.strerror}") from exc
     settings = verify_run.new_settings(args.nodes, args.image_registry, args.pod_timeout)
     results = verify_run.check_policy(kubeconfig, settings, args.node)
-    for result in results:
-        sys.stdout.write(verify_report.node_line(result) + "\n")
-    message = verify_report.failure_message(results)
-    if message is None:
-        sys.stdout.write(verify_report.summary(results) + "\n")
+    found = verify_report.report(results)
+    sys.stdout.write("".join(f"{line}\n" for line in found.lines))
+    if found.failure is None:
+        sys.stdout.write(found.summary + "\n")
         return 0
-    sys.stderr.write(message + "\n")
+    sys.stderr.write(found.failure + "\n")
     sys.stderr.write(f"error: {verify_report.error_line(results)}\n")
     return EXIT_ERROR
 
@@ -239,7 +264,8 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     status, last = demo.run(demo.DemoOptions(
         calico_version=args.calico_version, nodes=args.nodes, network_type=args.network_type,
         upgrade_to=args.upgrade_to, apply_upgrade=args.apply_upgrade, mirror=mirror, offline=args.offline,
-        keep=args.keep, enforce=args.enforce))
+        keep=args.keep, enforce=args.enforce, calico_node_ready_seconds=args.calico_node_ready_seconds,
+        await_timeout_seconds=args.await_timeout_seconds))
     (sys.stdout if status == 0 else sys.stderr).write(last + "\n")
     return status
 

@@ -43,6 +43,8 @@ from .resources import (
     logical_name,
     with_annotations,
 )
+from .rollout_wait import RolloutAwaited
+from .transforms import is_calico_node, validate_max_unavailable
 
 TYPE_TOKEN = "calico-oke:index:Calico"
 OCI_AUTH_METHODS = ("api_key", "instance_principal", "resource_principal")
@@ -58,6 +60,8 @@ AWAITED_KINDS = WORKLOAD_KINDS
 #: remove FELIX_TYPHAK8SSERVICENAME), and where calico-node does use Typha its own readiness (Felix ready) needs a
 #: Typha connection, while the calico-typha Deployment's rollout await covers Typha's pods.
 NEVER_AWAITED_KINDS = frozenset({"Service"})
+#: How long calico-node's rollout may go without one more pod updated and ready, unless await_timeout_seconds says.
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600.0
 #: How long the policy check waits for each probe pod (image pull included) before the node counts as not checked.
 POLICY_POD_TIMEOUT_SECONDS = 120.0
 
@@ -127,11 +131,18 @@ pods CIDR."""
     """flannel-overlay: `auto` (on above 50 managed nodes, or when `typha_replicas` is set), `on` or `off`."""
     typha_replicas: int | None = None
     """Replicas of calico-typha (vcn-native, or flannel-overlay with Typha). Default: upstream's."""
+    calico_node_max_unavailable: str | None = None
+    """How many nodes (`3`) or what share of them (`10%`) may be without a ready calico-node during a rolling \
+update of calico-node (its updateStrategy's maxUnavailable). Default: upstream's 1, one node at a time. Higher rolls \
+a large cluster faster; each node keeps its policy rules in the kernel while its calico-node restarts, but does not \
+program changes in that time. Changing it updates calico-node in place without restarting its pods."""
     skip_await: bool = False
     """Do not wait for Calico to become ready (only for clusters without nodes yet)."""
     await_timeout_seconds: float | None = None
-    """How long `up` waits for each rollout (calico-node, calico-kube-controllers, calico-typha) before failing with \
-the object's name. Default: the Kubernetes provider's 10 minutes."""
+    """calico-node (awaited by the component when it can read the cluster: `kubeconfig` or `cluster_id`): how long \
+its rollout may go without one more pod updated and ready before `up` fails, naming the pods and nodes holding it; a \
+healthy rollout may take longer in all. calico-kube-controllers and calico-typha (and calico-node with only the \
+providers of the resource options): how long `up` waits for each rollout in all. Default: 10 minutes."""
     verify_policy: bool = False
     """After calico-node is awaited, on an install and whenever calico-node's pod template changes (never on a no-op \
 `up`), prove NetworkPolicy is enforced: probe pods and policies in a temporary namespace on `verify_policy_nodes` \
@@ -217,6 +228,7 @@ class Calico(pulumi.ComponentResource):
             pod_cidr=pod_cidr.cidr,
             typha=typha.typha_manifest,
             typha_replicas=args.typha_replicas,
+            calico_node_max_unavailable=args.calico_node_max_unavailable,
             fetch_options=FetchOptions(
                 mirror=args.manifest_mirror,
                 offline=args.manifest_offline,
@@ -236,8 +248,11 @@ class Calico(pulumi.ComponentResource):
         k8s_opts = create_providers(name, providers_kubeconfig, args.cluster_id, adopt_existing=args.adopt_existing,
                                     parent=self)
         removal = self._remove_flannel(name, args, target, cluster.pools) if removing else []
-        self._children = self._deploy(name, rendered, args, k8s_opts, removal)
-        check = self._policy_check(name, args, rendered, target) if args.verify_policy else None
+        reader = self._cluster_reader(args, target)
+        self_awaited = reader is not None and not args.skip_await
+        self._children = self._deploy(name, rendered, args, k8s_opts, removal, self_awaited)
+        rolled = self._await_rollout(name, args, rendered, reader) if self_awaited and reader is not None else []
+        check = self._policy_check(name, args, rendered, reader, rolled) if args.verify_policy else None
         self._register(rendered, typha, pod_cidr, check)
 
     def _guarded(self, kubeconfig: pulumi.Output[str], rendered: RenderResult, adopt: bool) -> pulumi.Output[str]:
@@ -372,6 +387,7 @@ class Calico(pulumi.ComponentResource):
         args: CalicoArgs,
         k8s_opts: KubernetesOptions,
         removal: list[pulumi.Resource],
+        self_awaited: bool = False,
     ) -> dict[str, pulumi.CustomResource]:
         children: dict[str, pulumi.CustomResource] = {}
         annotations = {OWNER_ANNOTATION: stack_identity(),
@@ -393,7 +409,8 @@ class Calico(pulumi.ComponentResource):
                 continue
             n = logical_name(name, obj)
             kind = obj.get("kind", "")
-            extra = skip_await if args.skip_await or kind in NEVER_AWAITED_KINDS else annotations
+            not_awaited = args.skip_await or kind in NEVER_AWAITED_KINDS or (self_awaited and is_calico_node(obj))
+            extra = skip_await if not_awaited else annotations
             # Only Calico's workloads wait for the CRDs (WORKLOAD_KINDS says why: started before them, calico-node can be
             # Ready and enforce nothing); RBAC, ConfigMaps, Services and PDBs do not: an edge costs each ~4 KB of state.
             depends_on = list(removal) + (crds if kind in WORKLOAD_KINDS else [])
@@ -402,14 +419,34 @@ class Calico(pulumi.ComponentResource):
             children[n] = create_resource(n, with_annotations(obj, extra), opts)
         return children
 
+    def _cluster_reader(self, args: CalicoArgs, target: pulumi.Output[str] | None) -> pulumi.Output[str] | None:
+        """The kubeconfig the component's own reads of the cluster use (the rollout wait, the policy check): the
+        checked one, else OKE's for ``cluster_id``; None with only the providers of ``opts``."""
+        if target is not None:
+            return target
+        return self._oke_kubeconfig(args) if args.cluster_id is not None else None
+
+    def _await_rollout(self, name: str, args: CalicoArgs, rendered: RenderResult,
+                       kubeconfig: pulumi.Output[str]) -> list[pulumi.Resource]:
+        """calico-node's rollout awaited by progress (``rollout_wait``), not by the provider's total timeout."""
+        ds = next(obj for obj in rendered.objects if is_calico_node(obj))
+        meta = ds.get("metadata") or {}
+        return [RolloutAwaited(
+            f"{name}-calico-node-rollout", kubeconfig=kubeconfig, namespace=str(meta.get("namespace") or "kube-system"),
+            daemonset=str(meta.get("name")), trigger=template_digest(rendered.objects, rendered.calico_version),
+            deadline_seconds=args.await_timeout_seconds or DEFAULT_PROGRESS_DEADLINE_SECONDS,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._children[logical_name(name, ds)]]))]
+
     def _policy_check(self, name: str, args: CalicoArgs, rendered: RenderResult,
-                      kubeconfig: pulumi.Output[str] | None) -> PolicyCheck:
-        """The check, after every awaited workload (calico-node, and Typha and kube-controllers it may need)."""
+                      kubeconfig: pulumi.Output[str] | None, rolled: list[pulumi.Resource]) -> PolicyCheck:
+        """The check, after every awaited workload (calico-node's rollout, and Typha and kube-controllers it may
+        need)."""
+        assert kubeconfig is not None  # _validate_policy_check: kubeconfig or cluster_id
         workloads = [self._children[logical_name(name, obj)] for obj in rendered.objects
-                     if obj.get("kind") in WORKLOAD_KINDS]
+                     if obj.get("kind") in WORKLOAD_KINDS] + rolled
         return PolicyCheck(
-            f"{name}-policy-check", kubeconfig=kubeconfig if kubeconfig is not None else self._oke_kubeconfig(args),
-            trigger=template_digest(rendered.objects), nodes=args.verify_policy_nodes,
+            f"{name}-policy-check", kubeconfig=kubeconfig,
+            trigger=template_digest(rendered.objects, rendered.calico_version), nodes=args.verify_policy_nodes,
             image_registry=args.image_registry, pod_timeout_seconds=POLICY_POD_TIMEOUT_SECONDS,
             opts=pulumi.ResourceOptions(parent=self, depends_on=workloads))
 
@@ -470,7 +507,7 @@ def _validate_args(name: str, args: CalicoArgs) -> None:
     if not isinstance(args, CalicoArgs):
         raise ConfigurationError(f"args must be a CalicoArgs, got {type(args).__name__}")
     for field_name in ("calico_version", "network_type", "node_os", "manifest_mirror", "manifest_sha256",
-                       "image_registry", "pod_cidr", "kubernetes_version"):
+                       "image_registry", "pod_cidr", "kubernetes_version", "calico_node_max_unavailable"):
         value = getattr(args, field_name)
         if value is not None and not isinstance(value, str):
             raise ConfigurationError(
@@ -480,6 +517,8 @@ def _validate_args(name: str, args: CalicoArgs) -> None:
     if args.oci_auth not in OCI_AUTH_METHODS:
         raise ConfigurationError(f"oci_auth {args.oci_auth!r} is not one of {', '.join(OCI_AUTH_METHODS)}")
     validate_typha_mode(args.typha)
+    if args.calico_node_max_unavailable is not None:
+        validate_max_unavailable(args.calico_node_max_unavailable)
     if args.await_timeout_seconds is not None and (
         isinstance(args.await_timeout_seconds, bool) or not isinstance(args.await_timeout_seconds, int | float)
         or args.await_timeout_seconds <= 0

@@ -54,3 +54,7 @@ class PolicyCheckError(CalicoError):
 
 class PolicyNotEnforcedError(CalicoError):
     """The policy check found a node where NetworkPolicy is not enforced, or one where it could not run."""
+
+
+class RolloutStalledError(CalicoError):
+    """A rollout made no progress (no more pods updated and ready) for the progress deadline."""

@@ -11,19 +11,16 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from .errors import CalicoError, PolicyNotEnforcedError
+from .errors import PolicyNotEnforcedError
+from .transforms import find_calico_node
 
 #: The inputs whose change re-runs the check; the kubeconfig is not one (a rotated credential changes no policy).
 RERUN_KEYS = ("trigger", "nodes", "image_registry", "pod_timeout_seconds")
 
 
-def template_digest(objects: Sequence[Mapping[str, Any]]) -> str:
+def template_digest(objects: Sequence[Mapping[str, Any]], version: str) -> str:
     """SHA-256 of calico-node's pod template as rendered: it changes exactly when an ``up`` rolls calico-node."""
-    found = [o for o in objects if o.get("kind") == "DaemonSet" and o.get("metadata", {}).get("name") == "calico-node"]
-    if len(found) != 1:
-        raise CalicoError(f"the rendered manifest has {len(found)} calico-node DaemonSets, expected 1; the policy check "
-                          "runs after calico-node, so it cannot be placed")
-    template = found[0].get("spec", {}).get("template", {})
+    template = objects[find_calico_node(objects, version)].get("spec", {}).get("template", {})
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
 
 
@@ -40,15 +37,13 @@ def run(props: Mapping[str, Any]) -> dict[str, Any]:
     settings = verify_run.new_settings(int(props["nodes"]), props.get("image_registry"),
                                        float(props["pod_timeout_seconds"]))
     results = verify_run.check_policy(str(props["kubeconfig"]), settings)
-    message = verify_report.failure_message(results)
-    if message is not None:
-        raise PolicyNotEnforcedError(f"{message}\nOnce fixed, the next `pulumi up` runs this check again (after a "
+    found = verify_report.report(results)
+    if found.failure is not None:
+        raise PolicyNotEnforcedError(f"{found.failure}\nOnce fixed, the next `pulumi up` runs this check again (after a "
                                      "failed `pulumi up --replace` of it, replace it again); `python -m "
                                      "calico_component verify --kubeconfig FILE` runs it on its own.")
-    lines = [verify_report.node_line(r) for r in results]
-    summary = verify_report.summary(results)
-    print("\n".join([*lines, summary]), flush=True)
-    return {**props, "summary": summary, "node_lines": lines}
+    print("\n".join([*found.lines, found.summary]), flush=True)
+    return {**props, "summary": found.summary, "node_lines": list(found.lines)}
 
 
 class PolicyCheckProvider(dyn.ResourceProvider):

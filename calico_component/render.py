@@ -39,6 +39,7 @@ def render(
     pod_cidr: str | None = None,
     typha_replicas: int | None = None,
     typha: bool = False,
+    calico_node_max_unavailable: str | None = None,
     fetch_options: FetchOptions | None = None,
 ) -> RenderResult:
     """Produce the Calico objects Oracle's procedure would apply, as parsed Kubernetes objects.
@@ -53,7 +54,8 @@ def render(
     ref = resolve_manifest(calico_version, nt, manifest_sha256, typha=typha)
     options = TransformOptions(
         network_type=nt, node_os=os_name, image_registry=image_registry, pod_cidr=pod_cidr,
-        typha_replicas=typha_replicas, typha=typha, version=ref.version
+        typha_replicas=typha_replicas, typha=typha, calico_node_max_unavailable=calico_node_max_unavailable,
+        version=ref.version
     )
     fetched = fetch_manifest(ref, fetch_options)
     parsed = parse_manifest(fetched.data, source=f"Calico {ref.version} {ref.file} ({fetched.source})")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,9 @@ class TransformOptions:
     image_registry: str | None = None
     pod_cidr: str | None = None
     typha_replicas: int | None = None
+    #: calico-node's rolling update: how many nodes (``"3"``) or what share of them (``"10%"``) may be without a
+    #: ready calico-node at once; None keeps upstream's 1.
+    calico_node_max_unavailable: str | None = None
     #: flannel-overlay from calico-typha.yaml (a calico-typha Deployment exists to scale).
     typha: bool = False
     version: str = "unknown"  # only used in error messages
@@ -69,6 +72,8 @@ class TransformOptions:
                     f"pod_cidr {self.pod_cidr!r} applies only to flannel-overlay; in vcn-native mode pods take "
                     "VCN addresses and Calico creates no IP pools (NO_DEFAULT_POOLS=true). Remove pod_cidr."
                 )
+        if self.calico_node_max_unavailable is not None:
+            validate_max_unavailable(self.calico_node_max_unavailable)
         if self.typha and self.network_type != "flannel-overlay":
             raise ConfigurationError(
                 "typha applies only to flannel-overlay (calico-typha.yaml); vcn-native's calico-policy-only.yaml "
@@ -114,6 +119,20 @@ def qualified(image: str) -> bool:
     return bool(sep) and is_registry_host(first)
 
 
+_MAX_UNAVAILABLE_RE = re.compile(r"^([1-9][0-9]{0,5})(%?)$")
+
+
+def validate_max_unavailable(value: str) -> int | str:
+    """``"3"`` -> 3 nodes, ``"10%"`` -> "10%" of them (1-100%): the form a DaemonSet's ``maxUnavailable`` takes."""
+    found = _MAX_UNAVAILABLE_RE.match(value.strip()) if isinstance(value, str) else None
+    if found is None or (found[2] and int(found[1]) > 100):
+        raise ConfigurationError(
+            f"calico_node_max_unavailable {value!r} is not a node count like '3' or a percentage like '10%' (1 or "
+            "more, at most 100%); leave it unset for upstream's one node at a time"
+        )
+    return f"{found[1]}%" if found[2] else int(found[1])
+
+
 def validate_pod_cidr(cidr: str) -> str:
     """An IPv4 network such as ``10.244.0.0/16``."""
     try:
@@ -131,14 +150,20 @@ def _shape(version: str, where: str, field: str, problem: str) -> ManifestShapeE
     )
 
 
-def _find_calico_node(manifest: Manifest, version: str) -> int:
+def is_calico_node(obj: Mapping[str, Any]) -> bool:
+    """True for calico-node's DaemonSet (kube-system/calico-node)."""
+    meta = obj.get("metadata") or {}
+    return bool(
+        obj.get("kind") == "DaemonSet"
+        and meta.get("name") == CALICO_NODE_NAME
+        and meta.get("namespace", CALICO_NODE_NAMESPACE) == CALICO_NODE_NAMESPACE
+    )
+
+
+def find_calico_node(manifest: Sequence[Mapping[str, Any]], version: str) -> int:
+    """The index of calico-node's DaemonSet; a manifest without it is the wrong shape for ``version``."""
     for i, obj in enumerate(manifest):
-        meta = obj.get("metadata") or {}
-        if (
-            obj.get("kind") == "DaemonSet"
-            and meta.get("name") == CALICO_NODE_NAME
-            and meta.get("namespace", CALICO_NODE_NAMESPACE) == CALICO_NODE_NAMESPACE
-        ):
+        if is_calico_node(obj):
             return i
     raise _shape(version, f"DaemonSet {CALICO_NODE_NAMESPACE}/{CALICO_NODE_NAME}", "the object", "is missing")
 
@@ -163,7 +188,7 @@ def edit_calico_node(
     manifest: Manifest, version: str, edit: Callable[[dict[str, Any], dict[str, Any], str], None]
 ) -> Manifest:
     """Return a new manifest whose calico-node DaemonSet is a copy edited by ``edit(pod, container, where)``."""
-    index = _find_calico_node(manifest, version)
+    index = find_calico_node(manifest, version)
     ds = copy.deepcopy(manifest[index])
     pod = _pod_spec(ds, version)
     container = _container(pod, ds, version)
@@ -337,12 +362,26 @@ def set_replicas(manifest: Manifest, namespace: str, name: str, replicas: int, v
     raise _shape(version, f"Deployment {namespace}/{name}", "the object", "is missing")
 
 
+def set_max_unavailable(manifest: Manifest, value: str, version: str = "unknown") -> Manifest:
+    """Opt-in: calico-node's ``spec.updateStrategy.rollingUpdate.maxUnavailable`` (upstream: 1)."""
+    index = find_calico_node(manifest, version)
+    ds = copy.deepcopy(manifest[index])
+    strategy = (ds.get("spec") or {}).get("updateStrategy")
+    if not isinstance(strategy, dict) or strategy.get("type") != "RollingUpdate" \
+            or not isinstance(strategy.get("rollingUpdate"), dict):
+        raise _shape(version, describe(ds), "spec.updateStrategy", "is not a RollingUpdate with rollingUpdate settings")
+    strategy["rollingUpdate"]["maxUnavailable"] = validate_max_unavailable(value)
+    out = list(manifest)
+    out[index] = ds
+    return out
+
+
 # --- composition ----------------------------------------------------------------------------
 
 
 def _vcn_native_done(manifest: Manifest, version: str) -> bool:
     """True when section B's edits are already in the manifest (so they must not run again)."""
-    ds = manifest[_find_calico_node(manifest, version)]
+    ds = manifest[find_calico_node(manifest, version)]
     pod = _pod_spec(ds, version)
     c = _container(pod, ds, version)
     env = {e.get("name"): e.get("value") for e in c.get("env") or [] if isinstance(e, dict)}
@@ -400,11 +439,14 @@ def transform(manifest: Manifest, options: TransformOptions) -> Manifest:
         if _vcn_native_done(manifest, options.version):
             steps = steps[-1:]  # only the (idempotent) env additions remain meaningful
     else:
-        _find_calico_node(manifest, options.version)
+        find_calico_node(manifest, options.version)
         steps = flannel_overlay_steps(options)
     if options.typha_replicas is not None:
         replicas = options.typha_replicas
         steps.append(lambda m: set_replicas(m, CALICO_NODE_NAMESPACE, "calico-typha", replicas, options.version))
+    if options.calico_node_max_unavailable is not None:
+        unavailable = options.calico_node_max_unavailable
+        steps.append(lambda m: set_max_unavailable(m, unavailable, options.version))
     if options.image_registry is not None:
         registry = options.image_registry
         steps.append(lambda m: rewrite_images(m, registry))

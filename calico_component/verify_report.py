@@ -4,6 +4,7 @@ nodes, the step, what the probe did instead, the likely causes in order and how 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .verify_plan import STEPS
 from .verify_run import NodeResult, ProbeResult
@@ -106,3 +107,19 @@ def error_line(results: Sequence[NodeResult]) -> str:
         step = f" at step '{found[0].name}'" if found else ""
         return f"policy NOT enforced on {_names(failed)}: {failed[0].node} failed{step} (details above)"
     return f"could not run the policy check on {_names(not_run)}: {not_run[0].not_run}"
+
+
+@dataclass(frozen=True)
+class Report:
+    """A check's results as the CLI and the component both show them."""
+
+    #: One line per node checked, in the order checked.
+    lines: tuple[str, ...]
+    summary: str
+    #: The whole failure (nodes, step, causes), None when policy was enforced on every node checked.
+    failure: str | None
+
+
+def report(results: Sequence[NodeResult]) -> Report:
+    """The node lines, the summary and the failure message of one check."""
+    return Report(tuple(node_line(r) for r in results), summary(results), failure_message(results))

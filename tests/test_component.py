@@ -206,6 +206,8 @@ def test_detection_from_cluster(mocks: Recorder) -> Any:
          dict(network_type="flannel-overlay", cluster_id=CLUSTER), GuardError, "virtual node pool"),
         (lambda m: None, dict(network_type=None), ConfigurationError, "required without cluster_id"),
         (lambda m: None, dict(network_type="weave"), ConfigurationError, "weave"),
+        (lambda m: None, dict(calico_node_max_unavailable="0"), ConfigurationError,
+         "calico_node_max_unavailable '0' is not a node count"),
         (lambda m: None, dict(calico_version="3.31.0"), ConfigurationError, "Calico 3.31.0 is not in Oracle"),
         (lambda m: None, dict(calico_version="3.28.0", strict_version_check=True, kubernetes_version="1.33"),
          Exception, "did not test Calico 3.28.0 on Kubernetes 1.33"),

@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from calico_component import cli
-from calico_component.local import controlplane, demo, gobuild, thirdparty, tools, workspace
+from calico_component.local import controlplane, demo, gobuild, nodes, thirdparty, tools, workspace
 from calico_component.local.gobuild import ToolError
 from tests.conftest import REPO
 
@@ -148,11 +150,47 @@ def test_demo_flannel_config_skips_the_oke_addon() -> None:
         config._tidy(succeeded=True)
 
 
+def test_demo_passes_its_await_timeout_to_the_stack_program() -> None:
+    """--await-timeout-seconds becomes the stack program's awaitTimeoutSeconds; without it the key is not set."""
+    plain = demo.Demo(demo.DemoOptions(calico_version="3.32.0"))
+    timed = demo.Demo(demo.DemoOptions(calico_version="3.32.0", await_timeout_seconds=90))
+    try:
+        assert "awaitTimeoutSeconds" not in plain._config()
+        assert timed._config()["awaitTimeoutSeconds"] == "90"
+    finally:
+        plain._tidy(succeeded=True)
+        timed._tidy(succeeded=True)
+
+
+def test_fake_nodes_ready_calico_node_after_a_real_nodes_delay_and_everything_else_at_once() -> None:
+    """kwok's stages: by default every pod starts at once; with calico_node_ready_seconds=30 a calico-node pod is
+    started by a stage of its own delayed 30 to 45 s, every other pod by an undelayed one, and the two stages'
+    selectors split pods on the k8s-app label."""
+    def stages(seconds: float) -> dict[str, dict[str, Any]]:
+        return {s["metadata"]["name"]: s["spec"] for s in yaml.safe_load_all(nodes.kwok_stages(seconds))}
+
+    fast = stages(0)
+    assert "delay" not in fast["calico-node-running"] and "delay" not in fast["pod-running"]
+    slow = stages(30)
+    assert slow["calico-node-running"]["delay"] == {"durationMilliseconds": 30000, "jitterDurationMilliseconds": 45000}
+    assert "delay" not in slow["pod-running"] and "delay" not in slow["node-ready"]
+    label = {"key": '.metadata.labels["k8s-app"]', "operator": "In", "values": ["calico-node"]}
+    assert label in slow["calico-node-running"]["selector"]["matchExpressions"]
+    assert {**label, "operator": "NotIn"} in slow["pod-running"]["selector"]["matchExpressions"]
+    assert slow["calico-node-running"]["next"] == slow["pod-running"]["next"]
+    # Apart from the label, both stages pick the same pods (bound, not deleted, not yet ready, a pullable image).
+    def others(stage: str) -> list[Any]:
+        return [e for e in slow[stage]["selector"]["matchExpressions"] if e["key"] != label["key"]]
+    assert others("calico-node-running") == others("pod-running") and len(others("pod-running")) >= 4
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["demo", "--apply-upgrade"], "--apply-upgrade needs --upgrade-to"),
     (["demo", "--calico-version", "3.28.0", "--upgrade-to", "3.28.0"], "is the version being installed"),
     (["demo", "--nodes", "0"], "from 1 to 1000"),
     (["demo", "--stop", "/tmp"], "not a directory a demo kept"),
+    (["demo", "--calico-node-ready-seconds", "-1"], "seconds from 0 to 3600, got '-1'"),
+    (["demo", "--await-timeout-seconds", "0"], "a timeout above 0 seconds"),
     (["demo", "--enforce", "--calico-version", "3.30.0"], "built from source, which exists here for 3.30.3, 3.31.5, 3.32.0"),
     (["demo", "--enforce", "--upgrade-to", "3.30.0", "--calico-version", "3.30.3", "--apply-upgrade"], "3.30.0 is not"),
 ])

@@ -65,7 +65,7 @@ def _keep(into: dict[str, Any], name: str) -> Callable[[Any], None]:
 
 
 def _checks(rec: Recorder) -> dict[str, dict[str, Any]]:
-    return {name: inputs for typ, name, inputs in rec.registered if typ == DYNAMIC}
+    return {name: inputs for typ, name, inputs in rec.registered if typ == DYNAMIC and name.endswith("-policy-check")}
 
 
 def _calico_node_digest(version: str, **kw: Any) -> str:
@@ -93,8 +93,8 @@ def test_verify_policy_adds_one_check_keyed_to_calico_nodes_template() -> None:
 
 
 def test_the_check_waits_for_every_awaited_workload(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The check depends on calico-node and both Deployments (it must only run once they were awaited), and on
-    nothing else."""
+    """The check depends on calico-node, its rollout (awaited by progress) and both Deployments: it only runs once
+    they were awaited, and depends on nothing else."""
     seen: list[list[Any]] = []
     from calico_component.policy_check import PolicyCheck
 
@@ -110,7 +110,10 @@ def test_the_check_waits_for_every_awaited_workload(monkeypatch: pytest.MonkeyPa
     assert waited == ["calico-daemonset-kube-system-calico-node",
                       "calico-deployment-kube-system-calico-kube-controllers",
                       "calico-deployment-kube-system-calico-typha"]
-    assert len(seen[0]) == len(waited)
+    from calico_component.rollout_wait import RolloutAwaited
+
+    assert [type(d) for d in seen[0] if not any(d is c for c in children.values())] == [RolloutAwaited]
+    assert len(seen[0]) == len(waited) + 1
 
 
 def test_with_cluster_id_only_the_check_uses_okes_kubeconfig() -> None:

@@ -361,3 +361,44 @@ def test_typha_flag_refused_in_vcn_native() -> None:
     """--typha selects calico-typha.yaml, which only flannel-overlay uses; vcn-native refuses it clearly."""
     with pytest.raises(ConfigurationError, match="only to flannel-overlay"):
         _render("3.28.0", "vcn-native", "oracle-linux-8", typha=True)
+
+
+@pytest.mark.parametrize(("given", "expected"), [("3", 3), ("10%", "10%"), ("100%", "100%"), (" 25 ", 25)])
+@pytest.mark.parametrize("mode", ["flannel-overlay", "vcn-native"])
+def test_calico_node_max_unavailable_sets_only_calico_nodes_rolling_update(mode: str, given: str,
+                                                                            expected: int | str) -> None:
+    """Unset, calico-node rolls one node at a time as upstream ships it; set, only its maxUnavailable changes (a count
+    as a number, a share as a percentage string), its pod template stays byte-identical, so pods do not restart."""
+    plain = _named(_render("3.32.0", mode, "oracle-linux-8"), "DaemonSet", "calico-node")
+    assert plain["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
+    faster = _render("3.32.0", mode, "oracle-linux-8", calico_node_max_unavailable=given)
+    ds = _named(faster, "DaemonSet", "calico-node")
+    assert ds["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": expected}}
+    assert ds["spec"]["template"] == plain["spec"]["template"]
+    others = [o for o in faster if not _is_calico_node(o)]
+    assert others == [o for o in _render("3.32.0", mode, "oracle-linux-8") if not _is_calico_node(o)]
+
+
+@pytest.mark.parametrize("bad", ["0", "0%", "101%", "-1", "ten", "1.5", "5 %", ""])
+def test_bad_calico_node_max_unavailable_is_refused(bad: str) -> None:
+    """A value that is not a count of 1 or more or a percentage of 1-100 is refused naming it, before any fetch; a
+    valid one renders."""
+    rendered = _render("3.32.0", "vcn-native", "oracle-linux-8", calico_node_max_unavailable="2")
+    assert _named(rendered, "DaemonSet", "calico-node")["spec"]["updateStrategy"]["rollingUpdate"][
+        "maxUnavailable"] == 2
+    with pytest.raises(ConfigurationError, match=rf"calico_node_max_unavailable {bad!r} is not a node count"):
+        render("3.32.0", "vcn-native", "oracle-linux-8", calico_node_max_unavailable=bad,
+               fetch_options=FetchOptions(offline=True, mirror="/nonexistent"))
+
+
+def test_an_upstream_calico_node_without_a_rolling_update_fails_loudly() -> None:
+    """The same manifest renders with maxUnavailable; with calico-node set to OnDelete upstream, the edit fails naming
+    the field instead of deploying a manifest without it."""
+    options = TransformOptions(network_type="vcn-native", node_os="oracle-linux-8", calico_node_max_unavailable="10%",
+                               version="3.28.0")
+    edited = transform(parse_manifest(_without(lambda ds: None)), options)
+    assert _named([dict(o) for o in edited], "DaemonSet", "calico-node")["spec"]["updateStrategy"][
+        "rollingUpdate"]["maxUnavailable"] == "10%"
+    changed = parse_manifest(_without(lambda ds: ds["spec"].__setitem__("updateStrategy", {"type": "OnDelete"})))
+    with pytest.raises(ManifestShapeError, match=r"spec.updateStrategy is not a RollingUpdate"):
+        transform(changed, options)

@@ -53,6 +53,9 @@ class ControlPlane:
     outlive_parent: bool = False
     #: Where the cluster's own directory is created (default: the system's temporary directory).
     parent_dir: Path | None = None
+    #: How long a calico-node pod on a kwok node takes to become Ready (a real node's pull, start and readiness
+    #: probe); 0: at once.
+    calico_node_ready_seconds: float = 0
     workdir: Path = field(init=False)
     kubeconfig: str = field(init=False, default="")
     kubeconfig_path: Path = field(init=False)
@@ -176,9 +179,10 @@ class ControlPlane:
     @property
     def controllers(self) -> list[str]:
         """The garbage collector and the namespace controller always (foreground deletes, a namespace's deletion); with
-        nodes, what rollouts and Service endpoints need."""
+        nodes, what rollouts and Service endpoints need, and the pod garbage collector, which removes the pods of a
+        deleted node (as on a real cluster: a DaemonSet's rollout stops counting them only then)."""
         workload = ["deployment-controller", "replicaset-controller", "daemonset-controller", "endpoints-controller",
-                    "endpointslice-controller", "disruption-controller"]
+                    "endpointslice-controller", "disruption-controller", "pod-garbage-collector-controller"]
         return ["garbage-collector-controller", "namespace-controller", *(workload if self.with_nodes else [])]
 
     def _start_node_simulation(self) -> None:
@@ -188,7 +192,7 @@ class ControlPlane:
             str(self.kube_scheduler), "--kubeconfig", str(self.kubeconfig_path), "--leader-elect=false",
             "--secure-port", "0", "--kube-api-qps", "200", "--kube-api-burst", "400", "--v", "1",
         ])
-        (w / "kwok.yaml").write_text(nodes.kwok_stages())
+        (w / "kwok.yaml").write_text(nodes.kwok_stages(self.calico_node_ready_seconds))
         (w / "kwok-home").mkdir()
         self._start("kwok", [
             str(self.kwok), "--kubeconfig", str(self.kubeconfig_path), "--config", str(w / "kwok.yaml"),

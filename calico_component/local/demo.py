@@ -49,6 +49,10 @@ class DemoOptions:
     keep: bool = False
     #: Add one node with a real dataplane (Felix built from source) and show the demo policies enforced there.
     enforce: bool = False
+    #: How long a fake node's calico-node pod takes to become Ready (0: at once).
+    calico_node_ready_seconds: float = 0
+    #: The stack program's awaitTimeoutSeconds (None: the provider's default).
+    await_timeout_seconds: float | None = None
 
 
 class StepError(Exception):
@@ -180,7 +184,8 @@ class Demo:
             self.say(f"starting a control plane on 127.0.0.1 with {self.options.nodes} fake nodes (kwok) ...")
             cp = ControlPlane(paths["etcd"], paths["kube-apiserver"], paths["kube-controller-manager"],
                               kube_scheduler=paths["kube-scheduler"], kwok=paths["kwok"], log_dir=self.logs,
-                              outlive_parent=self.options.keep, parent_dir=self.run_dir)
+                              outlive_parent=self.options.keep, parent_dir=self.run_dir,
+                              calico_node_ready_seconds=self.options.calico_node_ready_seconds)
             cp.__enter__()
         node: DataplaneNode | None = None
         try:
@@ -300,6 +305,8 @@ class Demo:
             config["manifestMirror"] = o.mirror
         if o.offline:
             config["manifestOffline"] = "true"
+        if o.await_timeout_seconds is not None:
+            config["awaitTimeoutSeconds"] = f"{o.await_timeout_seconds:g}"
         if o.enforce:
             # The component's own check (verifyPolicy) after each change; the cordoned kwok nodes are not sampled.
             config["verifyPolicy"] = "true"

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 #: Nodes carrying this annotation are the ones kwok plays the kubelet for.
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
@@ -21,14 +22,23 @@ NODE_NETWORK = ipaddress.IPv4Network("10.100.0.0/16")
 POD_NETWORK = "10.200.0.0/16"
 
 
-def _stage(name: str, kind: str, expressions: list[dict[str, Any]], nxt: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "kwok.x-k8s.io/v1alpha1",
-        "kind": "Stage",
-        "metadata": {"name": name},
-        "spec": {"resourceRef": {"apiGroup": "v1", "kind": kind}, "selector": {"matchExpressions": expressions},
-                 "next": nxt},
-    }
+def _stage(name: str, kind: str, expressions: list[dict[str, Any]], nxt: dict[str, Any],
+           delay_seconds: float = 0) -> dict[str, Any]:
+    spec: dict[str, Any] = {"resourceRef": {"apiGroup": "v1", "kind": kind},
+                            "selector": {"matchExpressions": expressions}, "next": nxt}
+    if delay_seconds > 0:
+        spec["delay"] = _delay(delay_seconds)
+    return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name}, "spec": spec}
+
+
+#: A real node's calico-node is Ready after its image pull, start and first readiness probes: between the given time
+#: and this much more (kwok draws uniformly between ``durationMilliseconds`` and ``jitterDurationMilliseconds``).
+READY_JITTER = 0.5
+
+
+def _delay(seconds: float) -> dict[str, int]:
+    return {"durationMilliseconds": round(seconds * 1000),
+            "jitterDurationMilliseconds": round(seconds * (1 + READY_JITTER) * 1000)}
 
 
 _NOT_DELETED = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
@@ -127,19 +137,28 @@ conditions:
 """
 
 
-def kwok_stages() -> str:
+#: The label of Calico's node agent pods, which ``calico_node_ready_seconds`` slows down.
+CALICO_NODE_LABEL = ("k8s-app", "calico-node")
+
+
+def kwok_stages(calico_node_ready_seconds: float = 0) -> str:
     """kwok's configuration: Ready nodes, Running-and-ready pods (unless their image is from NEVER_READY_REGISTRY),
-    and deletions finished as a kubelet would."""
+    and deletions finished as a kubelet would. With ``calico_node_ready_seconds``, a calico-node pod becomes Running
+    and Ready that long (plus up to READY_JITTER of it) after it was bound, as on a real node; other pods at once."""
     registry = ".spec.containers[0].image | split(\"/\") | .[0]"
     unscheduled = {"key": ".status.phase", "operator": "In", "values": ["Pending"]}
     not_ready = {"key": '.status.conditions.[] | select( .type == "Ready" ) | .status', "operator": "NotIn",
                  "values": ["True"]}
+    startable: list[dict[str, Any]] = [_NOT_DELETED, unscheduled, not_ready,
+                 {"key": registry, "operator": "NotIn", "values": [NEVER_READY_REGISTRY]}]
+    label = f'.metadata.labels["{CALICO_NODE_LABEL[0]}"]'
     stages = [
         _stage("node-ready", "Node", [_NOT_DELETED, not_ready], {"statusTemplate": _READY_NODE}),
-        _stage("pod-running", "Pod", [
-            _NOT_DELETED, unscheduled, not_ready,
-            {"key": registry, "operator": "NotIn", "values": [NEVER_READY_REGISTRY]},
-        ], {"statusTemplate": _RUNNING_POD}),
+        _stage("pod-running", "Pod", [*startable, {"key": label, "operator": "NotIn", "values": [CALICO_NODE_LABEL[1]]}],
+               {"statusTemplate": _RUNNING_POD}),
+        _stage("calico-node-running", "Pod", [*startable, {"key": label, "operator": "In",
+                                                            "values": [CALICO_NODE_LABEL[1]]}],
+               {"statusTemplate": _RUNNING_POD}, delay_seconds=calico_node_ready_seconds),
         _stage("pod-image-pull-backoff", "Pod", [
             _NOT_DELETED, unscheduled,
             {"key": '.status.containerStatuses.[0].state.waiting.reason', "operator": "NotIn",
@@ -202,7 +221,16 @@ def delete_nodes(k8s: Any) -> None:
     pod_list: Any = core.list_pod_for_all_namespaces()
     for pod in pod_list.items:
         if pod.spec.node_name:
-            core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+            _delete_pod_now(core, pod.metadata.name, pod.metadata.namespace)
+
+
+def _delete_pod_now(core: Any, name: str, namespace: str) -> None:
+    """Delete a pod without grace; one already gone (its controller or the pod garbage collector was first) is fine."""
+    try:
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

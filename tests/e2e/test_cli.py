@@ -18,7 +18,7 @@ import pytest
 from calico_component.local.controlplane import ControlPlane
 from calico_component.local.nodes import run_fake_flannel, wait_for
 from calico_component.local.program import copy_stack_program
-from calico_component.local.workspace import PulumiCli, backend_dir, engine_env
+from calico_component.local.workspace import RUN_TOKEN, PulumiCli, backend_dir, engine_env, kill_leftovers
 from tests.e2e.cluster import (
     assert_installed,
     calico_node,
@@ -178,8 +178,12 @@ def test_bad_config_value_fails_preview_without_a_traceback(node_cluster: Contro
 
 def _interrupted_up(cli: PulumiCli, until: Any, timeout: float = 120) -> int:
     """Start `pulumi up --yes`, and once ``until()`` holds send SIGINT to its process group (a terminal's Ctrl-C);
-    return its exit status (it must stop by itself within a minute)."""
-    proc = subprocess.Popen([str(cli.binary), "up", "--yes", "--skip-preview"], cwd=cli.cwd, env={**os.environ, **cli.env},
+    return its exit status. It must stop by itself within a minute: Pulumi cancels the provider's awaits at once and
+    lets the component's wait for calico-node end (the stacks here give it an awaitTimeoutSeconds of 20 s)."""
+    token = f"{RUN_TOKEN}=interrupted-{os.getpid()}-{time.monotonic_ns()}"
+    name, _, value = token.partition("=")
+    proc = subprocess.Popen([str(cli.binary), "up", "--yes", "--skip-preview"], cwd=cli.cwd,
+                            env={**os.environ, **cli.env, name: value},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         wait_for(until, timeout, "the rollout `up` waits on to start")
@@ -190,6 +194,7 @@ def _interrupted_up(cli: PulumiCli, until: Any, timeout: float = 120) -> int:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        kill_leftovers(token)  # the plugins run in process groups of their own
     assert proc.returncode != 0, out[-3000:]
     return proc.returncode
 
@@ -217,7 +222,7 @@ def test_ctrl_c_during_an_update_then_the_readme_command_converges(node_cluster:
                                                                   cli: PulumiCli, tmp_path: Path) -> None:
     """Ctrl-C while `up` waits on a rollout that cannot finish, the input put right, then the README's command: every
     calico-node pod ready on the configured image, no object recreated, and preview has nothing to change."""
-    _stack(cli, "interrupt", node_cluster)
+    _stack(cli, "interrupt", node_cluster, awaitTimeoutSeconds="20")
     cli("up", "--yes", "--skip-preview")
     objects = _managed_objects(cli)
     uids = live_uids(node_k8s, objects)
@@ -235,7 +240,7 @@ def test_ctrl_c_during_a_first_install_then_the_readme_command_converges(node_cl
                                                                         cli: PulumiCli) -> None:
     """Ctrl-C during a first install (the workloads' creates still awaiting), the input put right, then the README's
     command: Calico ready on every node with the objects the first attempt created, and nothing left to change."""
-    _stack(cli, "interrupt-first", node_cluster, imageRegistry="never-ready.invalid")
+    _stack(cli, "interrupt-first", node_cluster, imageRegistry="never-ready.invalid", awaitTimeoutSeconds="20")
     _interrupted_up(cli, lambda: _rolling_unpullable(node_k8s))
     created = live_uids(node_k8s, [{"apiVersion": "apps/v1", "kind": "DaemonSet",
                                     "metadata": {"name": "calico-node", "namespace": "kube-system"}}])

@@ -20,11 +20,13 @@ from calico_component.local.nodes import (
     calico_node_pods,
     delete_nodes,
     pod_ready,
+    register_node,
     run_fake_flannel,
+    wait_for,
 )
 from tests.conftest import REPO, upstream_image
 from tests.e2e.cluster import calico_node, delete_crds, exists, flannel, flannel_present
-from tests.e2e.conftest import Run, StackFactory, mirror
+from tests.e2e.conftest import Run, StackFactory, api_client, mirror
 from tests.e2e.engine import plaintext_leaks
 
 
@@ -81,6 +83,32 @@ def test_upgrade_waits_until_every_pod_runs_the_new_image(node_cluster: ControlP
         assert [s.image for s in pod.status.container_statuses] == [upstream_image("3.32.0")]
 
 
+def test_calico_node_max_unavailable_changes_in_place_without_restarting_pods(
+        node_cluster: ControlPlane, node_k8s: Any, make_stack: StackFactory) -> None:
+    """Installed with upstream's one node at a time, then `calico_node_max_unavailable="25%"`: preview shows one
+    in-place update of calico-node (no replacement), and the awaited `up` changes its rolling update without
+    restarting a single calico-node pod (same DaemonSet, same pods)."""
+    add_nodes(node_k8s, 3)
+    project = "calico-e2e-max-unavailable"
+    stack = make_stack(project, program(node_cluster.kubeconfig))
+    assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
+    ds = calico_node(node_k8s)
+    assert ds.spec.update_strategy.rolling_update.max_unavailable == 1
+    pods = {p.metadata.uid for p in calico_node_pods(node_k8s)}
+    assert len(pods) == 3
+
+    stack = make_stack(project, program(node_cluster.kubeconfig, calico_node_max_unavailable="25%"))
+    changes = {str(getattr(op, "value", op)): n for op, n in stack.preview(on_output=lambda _: None).change_summary.items()}
+    assert changes.get("update") == 1 and not changes.get("replace") and not changes.get("create"), changes
+    run = Run()
+    assert stack.up(on_event=run.on_event, on_output=lambda _: None).summary.result == "succeeded"
+    # calico-node's pod template did not change, so there is no rollout to wait for
+    assert run.changed() == [("update", "kubernetes:apps/v1:DaemonSet", "calico-daemonset-kube-system-calico-node")]
+    after = calico_node(node_k8s)
+    assert after.metadata.uid == ds.metadata.uid and after.spec.update_strategy.rolling_update.max_unavailable == "25%"
+    assert {p.metadata.uid for p in calico_node_pods(node_k8s)} == pods, "calico-node pods were restarted"
+
+
 def test_rollout_that_cannot_finish_fails_then_recovers(node_cluster: ControlPlane, node_k8s: Any,
                                                         make_stack: StackFactory) -> None:
     """Images that never become ready fail up within await_timeout_seconds naming the object; reverting recovers."""
@@ -96,7 +124,8 @@ def test_rollout_that_cannot_finish_fails_then_recovers(node_cluster: ControlPla
         stack.up(on_output=lambda _: None)
     elapsed = time.monotonic() - started
     message = str(info.value)
-    assert "calico-daemonset-kube-system-calico-node" in message, message[-2000:]
+    assert "calico-node: 0 of 3 pods updated and ready, and none more became ready for 20s" in message, message[-2000:]
+    assert "ImagePullBackOff" in message, message[-2000:]
     assert elapsed < 120, f"the failing up took {elapsed:.0f}s with a 20s await timeout"
 
     # Left as it was at the failure: the new template applied, the rollout stuck on a never-ready pod, nothing deleted.
@@ -155,7 +184,9 @@ def test_typha_switches_in_place(node_cluster: ControlPlane, node_k8s: Any, make
                      ("create", "kubernetes:policy/v1:PodDisruptionBudget",
                       "calico-poddisruptionbudget-kube-system-calico-typha")}
     updated = {("update", "kubernetes:core/v1:ConfigMap", "calico-configmap-kube-system-calico-config"),
-               ("update", "kubernetes:apps/v1:DaemonSet", "calico-daemonset-kube-system-calico-node")}
+               ("update", "kubernetes:apps/v1:DaemonSet", "calico-daemonset-kube-system-calico-node"),
+               # calico-node's template changed, so the component waits for its rollout again
+               ("update", "pulumi-python:dynamic:Resource", "calico-calico-node-rollout")}
     core, apps = client.CoreV1Api(node_k8s), client.AppsV1Api(node_k8s)
 
     def uids() -> tuple[str, str]:
@@ -214,3 +245,82 @@ def test_stack_program_with_pulumi_config(node_cluster: ControlPlane, node_k8s: 
     settings = list(Path(stack.workspace.work_dir).glob("Pulumi.*.yaml"))
     assert settings and all(node_cluster.token not in p.read_text() for p in settings), "kubeconfig in stack settings"
     assert "secure:" in settings[0].read_text()
+
+
+def _ready_after(pod: Any) -> float:
+    """Seconds from the pod's creation to its Ready condition (both stamped to the second)."""
+    ready = next(c for c in pod.status.conditions if c.type == "Ready" and c.status == "True")
+    return float((ready.last_transition_time - pod.metadata.creation_timestamp).total_seconds())
+
+
+def test_fake_nodes_can_take_a_real_nodes_time_to_ready_calico_node(tool_paths: dict[str, Path]) -> None:
+    """A cluster whose kwok nodes take 4 s (up to 6 s) to ready a calico-node pod, as a real node's pull, start and
+    readiness probe do: another DaemonSet's pods on the same nodes are Ready first; each calico-node pod is Ready no
+    sooner than its delay after it was created (seconds-resolution stamps: at least 3 s)."""
+    with ControlPlane(tool_paths["etcd"], tool_paths["kube-apiserver"], tool_paths["kube-controller-manager"],
+                      kube_scheduler=tool_paths["kube-scheduler"], kwok=tool_paths["kwok"],
+                      calico_node_ready_seconds=4) as cp:
+        k8s = api_client(cp)
+        add_nodes(k8s, 2)
+        apps: Any = client.AppsV1Api(k8s)
+        for name in ("calico-node", "other-agent"):
+            labels = {"k8s-app": name}
+            apps.create_namespaced_daemon_set("kube-system", {
+                "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "labels": labels},
+                "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+                    "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}})
+
+        def pods(app: str) -> list[Any]:
+            found: Any = client.CoreV1Api(k8s).list_namespaced_pod("kube-system", label_selector=f"k8s-app={app}")
+            return list(found.items)
+
+        wait_for(lambda: len(pods("other-agent")) == 2 and all(pod_ready(p) for p in pods("other-agent")), 60,
+                 "the other DaemonSet's pods Ready")
+        wait_for(lambda: len(pods("calico-node")) == 2 and all(pod_ready(p) for p in pods("calico-node")), 60,
+                 "calico-node Ready after the nodes' delay")
+        other = [_ready_after(p) for p in pods("other-agent")]
+        calico = [_ready_after(p) for p in pods("calico-node")]
+        assert min(calico) >= 3 and max(other) < min(calico), (other, calico)
+
+
+def test_a_rollout_longer_than_the_timeout_succeeds_and_a_stuck_one_fails_naming_its_node(
+        tool_paths: dict[str, Path], make_stack: StackFactory) -> None:
+    """Nodes that take 4-6 s to ready calico-node, awaitTimeoutSeconds 15: an awaited upgrade rolling 6 nodes one at a
+    time (at least 24 s) succeeds. A node whose kubelet never starts a pod then holds the next upgrade: `up` fails
+    within the deadline (not the provider's 10 minutes), naming the counts, the pod on that node and why; once that
+    node is gone, the next `up` waits for the rest of the rollout and returns with every pod on the new template."""
+    with ControlPlane(tool_paths["etcd"], tool_paths["kube-apiserver"], tool_paths["kube-controller-manager"],
+                      kube_scheduler=tool_paths["kube-scheduler"], kwok=tool_paths["kwok"],
+                      calico_node_ready_seconds=4) as cp:
+        k8s = api_client(cp)
+        add_nodes(k8s, 6)
+        project = "calico-e2e-progress"
+        stack = make_stack(project, program(cp.kubeconfig, "3.31.5", await_timeout_seconds=15))
+        assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
+        started = time.monotonic()
+        stack = make_stack(project, program(cp.kubeconfig, "3.32.0", await_timeout_seconds=15))
+        assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
+        assert time.monotonic() - started >= 24
+        pods = calico_node_pods(k8s)
+        assert len(pods) == 6 and all(pod_ready(p) and p.spec.containers[0].image == upstream_image("3.32.0")
+                                      for p in pods)
+
+        register_node(client.CoreV1Api(k8s), "dead-0", "10.99.0.9", kwok=False)  # Ready, but nothing runs its pods
+        wait_for(lambda: any(p.spec.node_name == "dead-0" for p in calico_node_pods(k8s)), 30, "a pod on dead-0")
+        stack = make_stack(project, program(cp.kubeconfig, "3.31.5", await_timeout_seconds=15))
+        started = time.monotonic()
+        with pytest.raises(auto.errors.CommandError) as info:
+            stack.up(on_output=lambda _: None)
+        assert 15 <= time.monotonic() - started < 120
+        message = str(info.value)
+        assert "of 7 pods updated and ready, and none more became ready for 15s" in message, message[-3000:]
+        assert "on dead-0: not started on its node (Pending)" in message, message[-3000:]
+
+        client.CoreV1Api(k8s).delete_node("dead-0")  # the broken node removed, as its operator would
+        # The pod garbage collector removes its pod (40 s after the node went, as on a real cluster): the rollout can
+        # go on once the DaemonSet no longer counts it.
+        wait_for(lambda: all(p.spec.node_name != "dead-0" for p in calico_node_pods(k8s)), 120, "dead-0's pod to go")
+        assert stack.up(on_output=lambda _: None).summary.result == "succeeded"
+        pods = calico_node_pods(k8s)
+        assert len(pods) == 6 and all(pod_ready(p) and p.spec.containers[0].image == upstream_image("3.31.5")
+                                      for p in pods)

@@ -1,0 +1,274 @@
+"""calico-node's rollout awaited by progress: what counts as done and as progress, which pods hold it up and why, the
+deadline measured from the last progress (not from the start), and where the component puts the wait."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pulumi
+import pytest
+
+from calico_component import Calico, CalicoArgs, RolloutStalledError, rollout_wait
+from calico_component import rollout as ro
+from calico_component.resources import SKIP_AWAIT_ANNOTATION
+from tests.conftest import kubeconfig_text, mirror_path
+from tests.test_component import Recorder
+
+pytestmark = pytest.mark.usefixtures("ownership_checks")
+
+NEW, OLD = "new-hash", "old-hash"
+
+
+def _ds(desired: int, updated: int, available: int, generation: int = 2, observed: int = 2) -> dict[str, Any]:
+    return {"metadata": {"name": "calico-node", "generation": generation, "uid": "ds-uid"},
+            "status": {"desiredNumberScheduled": desired, "updatedNumberScheduled": updated,
+                       "numberAvailable": available, "observedGeneration": observed}}
+
+
+def _pod(node: str, revision: str = NEW, ready: bool = True, waiting: str = "", phase: str = "Running",
+         started: bool = True) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if started:
+        state = {"waiting": {"reason": waiting, "message": "back-off pulling image"}} if waiting else {"running": {}}
+        status["containerStatuses"] = [{"name": "calico-node", "state": state, "restartCount": 0}]
+    return {"metadata": {"name": f"calico-node-{node}", "labels": {ro.REVISION_LABEL: revision}},
+            "spec": {"nodeName": node}, "status": status}
+
+
+def test_done_means_every_pod_on_the_current_template_and_ready() -> None:
+    """3 of 3 on the new template and ready, the controller caught up: complete. Each missing piece keeps it open: a
+    pod still on the old template, a new pod not ready, a controller that has not seen the update yet."""
+    pods = [_pod("a"), _pod("b"), _pod("c")]
+    done = ro.observe(_ds(3, 3, 3), pods, NEW)
+    assert done.complete and done.current == 3 and done.held == ()
+    assert done.counts() == "calico-node: 3 of 3 pods updated and ready"
+    old = ro.observe(_ds(3, 2, 3), [_pod("a"), _pod("b"), _pod("c", OLD)], NEW)
+    assert not old.complete and old.current == 2
+    assert old.held == (ro.HeldPod("calico-node-c", "c", "runs the previous template, waiting for its turn"),)
+    unready = ro.observe(_ds(3, 3, 2), [_pod("a"), _pod("b", ready=False, waiting="ImagePullBackOff"), _pod("c")], NEW)
+    assert not unready.complete and unready.held == (
+        ro.HeldPod("calico-node-b", "b", "ImagePullBackOff: back-off pulling image"),)
+    assert not ro.observe(_ds(3, 3, 3, generation=3, observed=2), pods, NEW).complete
+    # The controller's counts and the pods must agree: either one alone short keeps the rollout open.
+    assert not ro.observe(_ds(3, 3, 3), [_pod("a"), _pod("b"), _pod("c", OLD)], NEW).complete
+    assert not ro.observe(_ds(3, 2, 3), pods, NEW).complete
+    assert not ro.observe(_ds(3, 3, 2), pods, NEW).complete
+
+
+def test_held_pods_name_why_new_template_first() -> None:
+    """The pods that block progress (new template, not ready) come before those merely waiting their turn; a pod
+    that never started on its node, and one whose readiness probe fails, say so."""
+    pods = [_pod("b", OLD), _pod("m", ready=False, started=False, phase="Pending"), _pod("a", ready=False)]
+    held = ro.observe(_ds(3, 2, 1), pods, NEW).held
+    assert [h.node for h in held] == ["a", "m", "b"]
+    assert held[0].reason == "running, not ready (readiness probe failing)"
+    assert held[1].reason == "not started on its node (Pending)"
+    restarted = _pod("r", ready=False)
+    restarted["status"]["containerStatuses"][0]["restartCount"] = 3
+    assert ro.observe(_ds(1, 1, 0), [restarted], NEW).held[0].reason == \
+        "not ready, container calico-node restarted 3 time(s)"
+
+
+def test_a_failure_lists_ten_held_pods_and_counts_the_rest() -> None:
+    """Twelve pods held: the message names ten with their nodes, says how many more, and how to look."""
+    pods = [_pod(f"n{i:02}", ready=False, waiting="ImagePullBackOff") for i in range(12)]
+    message = ro.stalled_message(ro.observe(_ds(12, 12, 0), pods, NEW), 30, "kube-system")
+    assert message.startswith("calico-node: 0 of 12 pods updated and ready, and none more became ready for 30s")
+    assert [f"calico-node-n{i:02} on n{i:02}" in message for i in range(12)] == [True] * 10 + [False] * 2
+    assert "\n  and 2 more\n" in message and "rollout status daemonset/calico-node" in message
+
+
+def test_the_newest_controller_revision_is_the_current_template() -> None:
+    """Compared as numbers: revision 10 is newer than 9."""
+    revisions = [{"revision": 9, "metadata": {"labels": {ro.REVISION_LABEL: OLD}}},
+                 {"revision": 10, "metadata": {"labels": {ro.REVISION_LABEL: NEW}}},
+                 {"revision": 2, "metadata": {"labels": {ro.REVISION_LABEL: "middle"}}}]
+    assert ro.newest_revision(revisions) == NEW and ro.newest_revision([]) == ""
+
+
+class Scripted:
+    """A cluster whose rollout looks are scripted, one per poll, on a fake clock the waits advance."""
+
+    def __init__(self, looks: list[ro.Rollout | Exception]) -> None:
+        self.looks: Iterator[ro.Rollout | Exception] = iter(looks)
+        self.now = 0.0
+
+    def look(self, namespace: str, name: str) -> ro.Rollout:
+        seen = next(self.looks)
+        if isinstance(seen, Exception):
+            raise seen
+        return seen
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def _at(current: int, desired: int = 10, revision: str = NEW, held: tuple[ro.HeldPod, ...] = ()) -> ro.Rollout:
+    """A look; complete only on the new template (the old one fully ready is the controller not caught up yet)."""
+    return ro.Rollout("calico-node", desired, current, current == desired and revision == NEW, held, revision)
+
+
+def _wait(cluster: Scripted, deadline: float, reports: list[tuple[float, str]] | None = None) -> ro.Rollout:
+    def report(line: str) -> None:
+        if reports is not None:
+            reports.append((cluster.now, line))
+
+    return rollout_wait.wait(cluster, "kube-system", "calico-node", deadline,  # type: ignore[arg-type]
+                             sleep=cluster.sleep, clock=cluster.clock, report=report)
+
+
+def test_a_healthy_rollout_longer_than_the_deadline_succeeds() -> None:
+    """Ten nodes, one more ready every 18 s (polled every 2 s): 182 s in all against a 20 s deadline, and it
+    succeeds, telling `up` how far it got every 30 s. The first look shows the old template all ready (the
+    controller had not taken the update up): the new template's 0 of 10 then starts the count afresh."""
+    looks: list[ro.Rollout | Exception] = [_at(10, revision=OLD)]
+    for current in range(0, 11):
+        looks += [_at(current)] * (9 if current < 10 else 1)
+    cluster = Scripted(looks)
+    reports: list[tuple[float, str]] = []
+    done = _wait(cluster, deadline=20, reports=reports)
+    assert done.complete and next(cluster.looks, None) is None  # every look taken: it returned at the last one
+    # look i is at 2*i s and shows (i - 1) // 9 ready pods on the new template
+    assert reports == [(t, f"calico-node: {n} of 10 pods updated and ready")
+                       for t, n in ((30, 1), (60, 3), (90, 4), (120, 6), (150, 8), (180, 9))]
+
+
+def test_a_stalled_rollout_fails_a_deadline_after_its_last_progress_naming_the_pods() -> None:
+    """Progress to 3 of 10 by 60 s, then nothing: the wait fails 20 s after the last progress (not 20 s after the
+    start), with the counts and the held pods, nodes and reasons. An API server that stops answering is no progress."""
+    stuck = (ro.HeldPod("calico-node-x", "node-7", "ImagePullBackOff: back-off"),)
+    looks: list[ro.Rollout | Exception] = []
+    for current in range(0, 3):
+        looks += [_at(current, held=stuck)] * 10
+    # 3 of 10 at 60 s, then the API server fails three looks (62-66 s): no progress, and no reset of the deadline
+    looks += [_at(3, held=stuck)] + [OSError("connection refused")] * 3 + [_at(3, held=stuck)] * 100
+    cluster = Scripted(looks)
+    with pytest.raises(RolloutStalledError) as failed:
+        _wait(cluster, deadline=20)
+    assert 78 <= cluster.now <= 82, cluster.now  # last progress at 60 s
+    message = str(failed.value)
+    assert message.startswith("calico-node: 3 of 10 pods updated and ready, and none more became ready for 20s")
+    assert "calico-node-x on node-7: ImagePullBackOff: back-off" in message
+
+
+def test_an_api_server_that_never_answers_fails_at_the_deadline_saying_so() -> None:
+    """Every look fails: after the deadline the wait gives up naming the DaemonSet and the API server, and it
+    reported no counts (it never saw any)."""
+    cluster = Scripted([OSError("connection refused")] * 100)
+    reports: list[tuple[float, str]] = []
+    with pytest.raises(RolloutStalledError, match=r"^kube-system/calico-node: the API server did not answer for 20s"):
+        _wait(cluster, deadline=20, reports=reports)
+    assert 20 <= cluster.now <= 22 and reports == []
+
+
+class _Api:
+    """A Kubernetes API answering with fixed JSON, as the wait reads it (``_preload_content=False``)."""
+
+    def __init__(self, **answers: Any) -> None:
+        self.answers = answers
+
+    def __getattr__(self, name: str) -> Any:
+        body = json.dumps(self.answers[name]).encode()
+        return lambda *_, **__: SimpleNamespace(data=body)
+
+
+def _owned_by(uid: str, obj: dict[str, Any]) -> dict[str, Any]:
+    obj["metadata"]["ownerReferences"] = [{"uid": uid}]
+    return obj
+
+
+def test_a_look_counts_only_the_daemonsets_own_pods_and_revisions() -> None:
+    """Pods and ControllerRevisions carrying calico-node's labels but owned by something else (a second DaemonSet
+    with the same selector, leftovers) are not counted: their newer revision is not the current template and their
+    unready pod holds nothing up."""
+    ds = {**_ds(2, 2, 2), "spec": {"selector": {"matchLabels": {"k8s-app": "calico-node"}}}}
+    revisions = [_owned_by("ds-uid", {"revision": 9, "metadata": {"labels": {ro.REVISION_LABEL: OLD}}}),
+                 _owned_by("ds-uid", {"revision": 10, "metadata": {"labels": {ro.REVISION_LABEL: NEW}}}),
+                 _owned_by("other", {"revision": 11, "metadata": {"labels": {ro.REVISION_LABEL: "foreign"}}})]
+    pods = [_owned_by("ds-uid", _pod("a")), _owned_by("ds-uid", _pod("b")),
+            _owned_by("other", _pod("x", "foreign", ready=False))]
+    cluster = rollout_wait.Cluster(None)
+    cluster.apps = _Api(read_namespaced_daemon_set=ds, list_namespaced_controller_revision={"items": revisions})
+    cluster.core = _Api(list_namespaced_pod={"items": pods})
+    seen = cluster.look("kube-system", "calico-node")
+    assert seen.revision == NEW and seen.current == 2 and seen.complete and seen.held == ()
+    # the same look with that pod owned by calico-node: it is one of the DaemonSet's pods, listed as held
+    pods[2] = _owned_by("ds-uid", pods[2])
+    cluster.core = _Api(list_namespaced_pod={"items": pods})
+    held = cluster.look("kube-system", "calico-node")
+    assert [(h.node, h.reason) for h in held.held] == [("x", "runs the previous template, waiting for its turn")]
+
+
+def _args(**kw: Any) -> CalicoArgs:
+    base: dict[str, Any] = dict(calico_version="3.31.5", network_type="vcn-native", node_os="oracle-linux-8",
+                                manifest_mirror=str(mirror_path()))
+    base.update(kw)
+    return CalicoArgs(**base)
+
+
+def _build(rec: Recorder, **kw: Any) -> None:
+    pulumi.runtime.set_mocks(rec, preview=False)
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        calico = Calico("calico", _args(**kw))
+        return pulumi.Output.all(*[c.urn for c in calico._children.values()])
+
+    program()
+
+
+def _calico_node_annotations(rec: Recorder) -> dict[str, str]:
+    ds = next(i for t, n, i in rec.registered if n == "calico-daemonset-kube-system-calico-node")
+    return dict(ds["metadata"].get("annotations") or {})
+
+
+@pytest.mark.parametrize(("kw", "deadline"), [
+    (dict(kubeconfig=kubeconfig_text(), await_timeout_seconds=90), 90),
+    (dict(kubeconfig=kubeconfig_text()), 600),
+    (dict(kubeconfig=kubeconfig_text(), skip_await=True), None),
+    (dict(), None),
+])
+def test_the_component_awaits_calico_node_by_progress_when_it_can_read_the_cluster(kw: dict[str, Any],
+                                                                                    deadline: int | None) -> None:
+    """With a kubeconfig the provider does not await calico-node (skipAwait) and a `calico-calico-node-rollout` waits
+    by progress, await_timeout_seconds its deadline (600 s unset); with skip_await nothing waits; with only the providers of opts
+    (nothing to read the cluster with) the provider's own await stays."""
+    rec = Recorder()
+    _build(rec, **kw)
+    waits = {n: i for t, n, i in rec.registered if n.endswith("-calico-node-rollout")}
+    skipped = _calico_node_annotations(rec).get(SKIP_AWAIT_ANNOTATION) == "true"
+    if deadline is not None:
+        assert list(waits) == ["calico-calico-node-rollout"] and skipped
+        assert waits["calico-calico-node-rollout"]["deadline_seconds"] == deadline
+        assert waits["calico-calico-node-rollout"]["name"] == "calico-node"
+    else:
+        assert waits == {} and skipped == bool(kw.get("skip_await"))
+
+
+def test_the_rollout_is_awaited_again_for_a_new_template_or_one_still_rolling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the rollout complete on the cluster, a new template or deadline means a wait, the same template or a
+    rotated kubeconfig does not (a no-op `up`); with the rollout unfinished (an earlier `up` failed or was interrupted,
+    or a revert to the recorded template mid-rollout), the same inputs mean a wait too."""
+    seen = [_at(10)]
+    monkeypatch.setattr(rollout_wait, "_look", lambda *_: seen[0])
+    provider = rollout_wait.RolloutProvider()
+    olds = {"kubeconfig": kubeconfig_text(), "namespace": "kube-system", "name": "calico-node", "trigger": "t1",
+            "deadline_seconds": 600.0, "pods": 3, "__provider": "serialized"}
+    news = {**olds, "pods": None}
+    del news["__provider"]
+    assert provider.diff("id", olds, news).changes is False
+    assert provider.diff("id", olds, {**news, "kubeconfig": kubeconfig_text(token="rotated-token-0123456789")}).changes \
+        is False
+    for key, value in (("trigger", "t2"), ("deadline_seconds", 60.0), ("name", "other"), ("namespace", "calico")):
+        assert provider.diff("id", olds, {**news, key: value}).changes is True, key
+    seen[0] = _at(4)
+    assert provider.diff("id", olds, news).changes is True
+    # A cluster that cannot be read now is left to the next wait: no change on its account.
+    seen[0] = None  # type: ignore[call-overload]
+    assert provider.diff("id", olds, news).changes is False
