@@ -341,7 +341,7 @@ def test_bad_namespace_suffix_is_refused() -> None:
 def test_the_dataplane_stand_in_runs_what_the_plan_asks_and_reports_it_as_agnhost_would() -> None:
     """The dataplane node recognises the plan's client pods (not its servers) as `agnhost connect` with their target
     and timeout, and its terminated status reads back through classify() as agnhost's own would."""
-    from calico_component.local.agent import _terminated_status, agnhost_connect
+    from calico_component.local.pods import agnhost_connect, terminated_status
 
     client = plan.client_pod(SETTINGS, "n1", 0, 2, plan.STEPS[2].probes[2], 1, "10.0.0.7")
     assert agnhost_connect(client) == ("10.0.0.7", plan.OTHER_PORT, float(plan.CONNECT_TIMEOUT_SECONDS))
@@ -349,9 +349,9 @@ def test_the_dataplane_stand_in_runs_what_the_plan_asks_and_reports_it_as_agnhos
     spaced = {**client, "spec": {**client["spec"], "containers": [
         {**client["spec"]["containers"][0], "args": ["connect", "[fd00::5]:80", "--timeout", "500ms"]}]}}
     assert agnhost_connect(spaced) == ("fd00::5", 80, 0.5)
-    failed = {**client, "status": _terminated_status(client, "10.0.0.8", "192.168.1.2", 1, "TIMEOUT\n")}
+    failed = {**client, "status": terminated_status(client, "10.0.0.8", "192.168.1.2", 1, "TIMEOUT\n")}
     assert classify(failed) == ("timeout", "TIMEOUT") and failed["status"]["phase"] == "Failed"
-    connected = {**client, "status": _terminated_status(client, "10.0.0.8", "192.168.1.2", 0, "")}
+    connected = {**client, "status": terminated_status(client, "10.0.0.8", "192.168.1.2", 0, "")}
     assert classify(connected) == ("ok", "connected") and connected["status"]["phase"] == "Succeeded"
 
 

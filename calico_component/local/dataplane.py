@@ -33,9 +33,10 @@ import yaml
 from kubernetes import client
 
 from . import probe
-from .agent import NodeConfig, netns_name
 from .controlplane import ControlPlane, _stop_groups, die_with_parent
+from .node_host import NodeConfig
 from .nodes import NODE_NETWORK, register_node
+from .pod_network import netns_name
 
 #: Debian packages that provide what a dataplane node runs, by command.
 HOST_COMMANDS = {
@@ -91,7 +92,7 @@ class DataplaneNode:
     calico_node: Mapping[str, Path]
     #: Release -> Calico's CNI plugin (``calico-cni-<release>``): what install-cni puts on a flannel-overlay node.
     calico_cni: Mapping[str, Path] = field(default_factory=dict)
-    #: ``vcn-native`` or ``flannel-overlay``: how the node's pods get their network (``agent.NodeConfig``).
+    #: ``vcn-native`` or ``flannel-overlay``: how the node's pods get their network (``node_host.NodeConfig``).
     pod_network: str = "vcn-native"
     name: str = "dataplane-0"
     index: int = 0
@@ -229,7 +230,7 @@ class DataplaneNode:
         return result
 
     def calico_state(self) -> dict[str, Any]:
-        """What the node's Calico runs now (``agent.CalicoState``: pod, release, Felix's env and pid, readiness)."""
+        """What the node's Calico runs now (``calico_node_pod.CalicoState``: pod, release, Felix's env and pid, readiness)."""
         text = self._read("calico.json")
         state: dict[str, Any] = json.loads(text) if text else {}
         return state

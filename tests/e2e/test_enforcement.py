@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from calico_component.local.agent import NODE_RULE_COMMENT
+from calico_component.local.node_host import NODE_RULE_COMMENT
 from calico_component.local.nodes import calico_node_pods, pod_ready
 from calico_component.local.policydemo import BACKEND_PORT, ENFORCED, OPEN, enforcement_line, felix_outages
 from tests.conftest import upstream_image
