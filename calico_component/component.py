@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 
 from . import ownership, retired
+from .calico_args import CalicoArgs as CalicoArgs
+from .calico_args import validate_args
 from .detect import (
     ClusterFacts,
     NodePoolFacts,
@@ -18,11 +20,11 @@ from .detect import (
     refuse_cni_mismatch,
     refuse_virtual_node_pools,
 )
-from .errors import ConfigurationError, GuardError
+from .errors import GuardError
 from .fetch import FetchOptions
-from .flannel import DEFAULT_FLANNEL_ADDON_NAME, DaemonSetAbsent, OkeAddonDisabled
+from .flannel import DaemonSetAbsent, OkeAddonDisabled
 from .ownership import OWNER_ANNOTATION, ClusterUnreachableError
-from .plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha, validate_typha_mode
+from .plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha
 from .policy_check import PolicyCheck, template_digest
 from .providers import KubernetesOptions, checked_kubeconfig, create_providers
 from .releases import (
@@ -44,10 +46,9 @@ from .resources import (
     with_annotations,
 )
 from .rollout_wait import RolloutAwaited
-from .transforms import is_calico_node, validate_max_unavailable
+from .transforms import is_calico_node
 
 TYPE_TOKEN = "calico-oke:index:Calico"
-OCI_AUTH_METHODS = ("api_key", "instance_principal", "resource_principal")
 #: Calico's own pods: created after every CRD. Started before them, calico-node's startup cannot write
 #: ClusterInformation (it logs the error and exits 0), Felix then waits for a datastore-ready flag that never comes,
 #: and its /readiness answers 200 all the while (only its start-up reporter is registered): a Ready pod that
@@ -81,100 +82,6 @@ _UNREACHABLE_ADOPT = (
     "them, and that check could not reach the cluster ({why}). Nothing was changed. Make the API server reachable from "
     "here (VPN, bastion, private endpoint), then run the command again"
 )
-
-
-@dataclass(kw_only=True)
-class CalicoArgs:
-    """Inputs of :class:`Calico`. Everything but ``calico_version`` has a default.
-
-    ``calico_version`` and ``network_type`` decide which objects exist, so they must be
-    plain values (not Outputs); ``cluster_id`` and ``kubeconfig`` may be Outputs. Each field's
-    docstring is also its description in the Pulumi package schema (``calico_component.inputs``).
-    """
-
-    calico_version: str
-    """Calico release to install: one of the version table (`python -m calico_component versions`), or any X.Y.Z \
-with `manifest_sha256`."""
-    network_type: str | None = None
-    """The cluster's CNI: `flannel-overlay` (Calico replaces flannel, calico.yaml) or `vcn-native` (policy only \
-beside the OCI VCN-native CNI, calico-policy-only.yaml). Default: read from the OKE cluster `cluster_id`."""
-    node_os: str | None = None
-    """Worker node image: `oracle-linux-7`, `oracle-linux-8` or `oracle-linux-9` (8 and 9 get \
-FELIX_IPTABLESBACKEND=NFT). Default: derived from the cluster's node pool images."""
-    cluster_id: pulumi.Input[str] | None = None
-    """OKE cluster OCID. Needed for flannel removal through the OKE add-on and to read settings from the \
-cluster; an unknown value (a cluster created in the same program) needs `network_type` and `node_os`."""
-    kubeconfig: pulumi.Input[str] | None = None
-    """Kubeconfig contents (not a path), kept only as a secret. Creates the component's own Kubernetes providers; \
-without it the providers of the resource options apply, and flannel removal uses the kubeconfig OKE serves for \
-`cluster_id` (never the current kube context)."""
-    remove_flannel: bool = True
-    """flannel-overlay: remove flannel (the OKE add-on and kube-system/kube-flannel-ds) before installing Calico."""
-    allow_existing_nodes: bool = False
-    """flannel-overlay: allow replacing flannel on a cluster that already has worker nodes (they keep flannel \
-until recycled)."""
-    adopt_existing: bool = False
-    """Take over Calico objects that already exist, such as a Calico installed by hand with kubectl. The cluster must \
-then be reachable at preview: the check that no other stack manages them fails closed."""
-    manifest_mirror: str | None = None
-    """A directory (absolute path) or https base URL laid out as v<VERSION>/<file>, used instead of upstream."""
-    manifest_sha256: str | None = None
-    """Expected SHA-256 of the manifest: required for versions outside the table, checked for any version."""
-    image_registry: str | None = None
-    """Rewrite every image to this registry prefix, e.g. an OCIR repository such as \
-iad.ocir.io/mytenancy/calico."""
-    # Beyond the document.
-    pod_cidr: str | None = None
-    """flannel-overlay: CALICO_IPV4POOL_CIDR, the pod CIDR of Calico's first IP pool. Default: the OKE cluster's \
-pods CIDR."""
-    typha: str = "auto"
-    """flannel-overlay: `auto` (on above 50 managed nodes, or when `typha_replicas` is set), `on` or `off`."""
-    typha_replicas: int | None = None
-    """Replicas of calico-typha (vcn-native, or flannel-overlay with Typha). Default: upstream's."""
-    calico_node_max_unavailable: str | None = None
-    """How many nodes (`3`) or what share of them (`10%`) may be without a ready calico-node during a rolling \
-update of calico-node (its updateStrategy's maxUnavailable). Default: upstream's 1, one node at a time. Higher rolls \
-a large cluster faster; each node keeps its policy rules in the kernel while its calico-node restarts, but does not \
-program changes in that time. Changing it updates calico-node in place without restarting its pods."""
-    skip_await: bool = False
-    """Do not wait for Calico to become ready (only for clusters without nodes yet)."""
-    await_timeout_seconds: float | None = None
-    """calico-node (awaited by the component when it can read the cluster: `kubeconfig` or `cluster_id`): how long \
-its rollout may go without one more pod updated and ready before `up` fails, naming the pods and nodes holding it; a \
-healthy rollout may take longer in all. calico-kube-controllers and calico-typha (and calico-node with only the \
-providers of the resource options): how long `up` waits for each rollout in all. Default: 10 minutes."""
-    verify_policy: bool = False
-    """After calico-node is awaited, on an install and whenever calico-node's pod template changes (never on a no-op \
-`up`), prove NetworkPolicy is enforced: probe pods and policies in a temporary namespace on `verify_policy_nodes` \
-sample nodes, as `python -m calico_component verify` does; `up` fails naming the node and step when not. Needs \
-`kubeconfig` or `cluster_id`, and nodes that can pull the probe image (moved by `image_registry`)."""
-    verify_policy_nodes: int = 3
-    """How many nodes the policy check samples (at least one per node pool and OS image)."""
-    force_conflicts: bool = True
-    """Server-side apply takes ownership of fields another manager changed, so drift is repaired."""
-    strict_version_check: bool = False
-    """Fail instead of warning when Oracle did not test this Calico and Kubernetes combination."""
-    kubernetes_version: str | None = None
-    """Kubernetes version for the compatibility check, e.g. v1.31.1. Default: read from the OKE cluster."""
-    disable_flannel_addon: bool = True
-    """flannel-overlay: disable the OKE Flannel add-on (needs `cluster_id`); false on basic or non-OKE clusters, \
-where only kube-flannel-ds is deleted."""
-    flannel_addon_name: str = DEFAULT_FLANNEL_ADDON_NAME
-    """Name of the OKE flannel add-on."""
-    oci_region: str | None = None
-    """OCI region for the add-on step. Default: the OCI SDK's (config file or environment)."""
-    oci_profile: str | None = None
-    """OCI config file profile for the add-on step. Default: the OCI SDK's."""
-    oci_auth: str = "api_key"
-    """How the add-on step authenticates to OCI: `api_key`, `instance_principal` or `resource_principal`."""
-    oci_endpoint: str | None = None
-    """Container Engine API endpoint for the add-on step. Default: the region's."""
-    addon_timeout_seconds: float = 900
-    """How long to wait for the OKE add-on work request."""
-    manifest_offline: bool = False
-    """Never download from upstream: use the manifest cache or `manifest_mirror`."""
-    manifest_timeout_seconds: float = 30
-    """Per-attempt timeout of a manifest download (3 retries)."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +119,7 @@ class Calico(pulumi.ComponentResource):
     """With `verify_policy`: the last policy check's summary (`verify: policy enforced on N of N nodes checked ...`)."""
 
     def __init__(self, name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        _validate_args(name, args)  # before registering: a refused program leaves not even the component in state
+        validate_args(name, args)  # before registering: a refused program leaves not even the component in state
         super().__init__(TYPE_TOKEN, name, None, opts)
         # Checked and marked secret before anything else: it never reaches state, logs or errors in plaintext.
         kubeconfig = checked_kubeconfig(args.kubeconfig) if args.kubeconfig is not None else None
@@ -282,7 +189,7 @@ class Calico(pulumi.ComponentResource):
 
     def _oke_kubeconfig(self, args: CalicoArgs) -> pulumi.Output[str]:
         """The kubeconfig OKE serves for ``cluster_id`` (a secret): flannel removal acts on that cluster, never on the
-        current kube context (``_validate_args`` made sure one of the two inputs is there)."""
+        current kube context (``validate_args`` made sure one of the two inputs is there)."""
         import pulumi_oci as oci
 
         assert args.cluster_id is not None
@@ -320,7 +227,7 @@ class Calico(pulumi.ComponentResource):
         if args.node_os is not None:
             node_os = validate_node_os(args.node_os)
         else:
-            assert pools is not None  # _validate_args: detection needs a known cluster OCID
+            assert pools is not None  # validate_args: detection needs a known cluster OCID
             node_os = node_os_from_pools(pools, str(cluster_id))
         return _Cluster(network_type, node_os, facts, pools)
 
@@ -441,7 +348,7 @@ class Calico(pulumi.ComponentResource):
                       kubeconfig: pulumi.Output[str] | None, rolled: list[pulumi.Resource]) -> PolicyCheck:
         """The check, after every awaited workload (calico-node's rollout, and Typha and kube-controllers it may
         need)."""
-        assert kubeconfig is not None  # _validate_policy_check: kubeconfig or cluster_id
+        assert kubeconfig is not None  # validate_args: kubeconfig or cluster_id
         workloads = [self._children[logical_name(name, obj)] for obj in rendered.objects
                      if obj.get("kind") in WORKLOAD_KINDS] + rolled
         return PolicyCheck(
@@ -500,75 +407,3 @@ def _await_timeouts(seconds: float | None) -> pulumi.CustomTimeouts | None:
     if seconds is None:
         return None
     return pulumi.CustomTimeouts(create=f"{seconds:g}s", update=f"{seconds:g}s")
-
-
-def _validate_args(name: str, args: CalicoArgs) -> None:
-    """Every input checked before any lookup or registration, each error naming the value and what to do."""
-    if not isinstance(args, CalicoArgs):
-        raise ConfigurationError(f"args must be a CalicoArgs, got {type(args).__name__}")
-    for field_name in ("calico_version", "network_type", "node_os", "manifest_mirror", "manifest_sha256",
-                       "image_registry", "pod_cidr", "kubernetes_version", "calico_node_max_unavailable"):
-        value = getattr(args, field_name)
-        if value is not None and not isinstance(value, str):
-            raise ConfigurationError(
-                f"CalicoArgs.{field_name} must be a plain string (it decides which objects exist at preview time), "
-                f"got {type(value).__name__}; resolve it in your program (e.g. from pulumi.Config)"
-            )
-    if args.oci_auth not in OCI_AUTH_METHODS:
-        raise ConfigurationError(f"oci_auth {args.oci_auth!r} is not one of {', '.join(OCI_AUTH_METHODS)}")
-    validate_typha_mode(args.typha)
-    if args.calico_node_max_unavailable is not None:
-        validate_max_unavailable(args.calico_node_max_unavailable)
-    if args.await_timeout_seconds is not None and (
-        isinstance(args.await_timeout_seconds, bool) or not isinstance(args.await_timeout_seconds, int | float)
-        or args.await_timeout_seconds <= 0
-    ):
-        raise ConfigurationError(
-            f"await_timeout_seconds must be a positive number of seconds, got {args.await_timeout_seconds!r}"
-        )
-    _validate_policy_check(name, args)
-    detecting = args.network_type is None or args.node_os is None
-    if detecting and args.cluster_id is None:
-        raise ConfigurationError(
-            f"Calico {name!r}: network_type and node_os are required without cluster_id "
-            "(with an OKE cluster_id they are read from the cluster)"
-        )
-    if detecting and not isinstance(args.cluster_id, str):
-        raise ConfigurationError(
-            f"Calico {name!r}: network_type and node_os can only be detected from a known cluster OCID; "
-            "cluster_id is an Output here (a cluster created in this program?), so set both explicitly"
-        )
-    flannel_steps = args.network_type == "flannel-overlay" and args.remove_flannel
-    if flannel_steps and args.disable_flannel_addon and args.cluster_id is None:
-        raise ConfigurationError(
-            f"Calico {name!r}: removing flannel disables the OKE Flannel add-on, which needs cluster_id. "
-            "Pass the cluster OCID, or set disable_flannel_addon=False on basic or non-OKE clusters "
-            "(the kube-flannel-ds DaemonSet is still removed)"
-        )
-    if flannel_steps and args.kubeconfig is None and args.cluster_id is None:
-        raise ConfigurationError(
-            f"Calico {name!r}: removing flannel deletes kube-system/kube-flannel-ds, and calico-oke acts only on the "
-            "cluster you name, never on the current kube context. Pass kubeconfig (the cluster's kubeconfig contents) "
-            "or cluster_id (the kubeconfig OKE serves for it is used), or set remove_flannel=False and remove flannel "
-            "yourself"
-        )
-
-
-def _validate_policy_check(name: str, args: CalicoArgs) -> None:
-    """``verify_policy`` runs pods after calico-node was awaited, on the cluster the component names."""
-    if not isinstance(args.verify_policy, bool):
-        raise ConfigurationError(f"verify_policy must be true or false, got {args.verify_policy!r}")
-    nodes = args.verify_policy_nodes
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-        raise ConfigurationError(f"verify_policy_nodes must be a whole number of nodes, 1 or more, got {nodes!r}")
-    if not args.verify_policy:
-        return
-    if args.skip_await:
-        raise ConfigurationError(
-            f"Calico {name!r}: verify_policy proves policy on running calico-node pods, and skip_await does not wait "
-            "for them (a cluster without nodes yet). Turn one of them off; once nodes exist, drop skip_await")
-    if args.kubeconfig is None and args.cluster_id is None:
-        raise ConfigurationError(
-            f"Calico {name!r}: verify_policy creates its probe pods on the cluster the component names, never on the "
-            "current kube context. Pass kubeconfig (the cluster's kubeconfig contents) or cluster_id, or run "
-            "`python -m calico_component verify --kubeconfig FILE` yourself")

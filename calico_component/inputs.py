@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 import pulumi
 
-from .component import OCI_AUTH_METHODS, Calico, CalicoArgs
+from .calico_args import OCI_AUTH_METHODS, CalicoArgs
+from .component import Calico
 from .errors import ConfigurationError
 from .plan import TYPHA_MODES
 from .releases import NETWORK_TYPES, NODE_OSES

@@ -208,7 +208,7 @@ def test_reading_input_descriptions_survives_cpythons_spurious_ast_error(monkeyp
     import ast
 
     from calico_component import inputs
-    from calico_component.component import CalicoArgs
+    from calico_component.calico_args import CalicoArgs
 
     real = ast.parse
     failures = ["SystemError: AST constructor recursion depth mismatch (before=210, after=265)"]
