@@ -3,7 +3,7 @@
 Both resources are idempotent (an add-on already disabled or a DaemonSet already absent is
 success), report drift on ``pulumi refresh`` (``addon_state`` / ``present`` outputs), and do
 nothing on destroy: re-enabling flannel under a cluster whose pod network is Calico would
-break it, so destroy only forgets them (see README, "What destroy does").
+break it, so destroy only forgets them (see docs/upgrading-and-adoption.md, "What `pulumi destroy` does").
 """
 
 from __future__ import annotations

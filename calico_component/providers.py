@@ -9,7 +9,7 @@ import pulumi
 
 from .credentials import load_kubeconfig
 
-#: Provider settings every Calico object relies on (README, "Providers and in-place changes"):
+#: Provider settings every Calico object relies on (docs/component.md, "Providers and in-place changes"):
 #: server-side apply, so drift is repaired field by field; ConfigMaps and Secrets updated in
 #: place, because pulumi-kubernetes otherwise replaces them on a data change, and a fixed-name
 #: replacement deletes ``calico-config`` before the new one exists.

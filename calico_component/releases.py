@@ -291,7 +291,7 @@ def _untested_reason(version: str, minor: str, release: Release | None) -> str:
     if release.tested_kubernetes is None:
         return f"Oracle lists Calico {version} as not tested on any of Kubernetes {', '.join(KUBERNETES_MINORS)}"
     return (f"Oracle did not test Calico {version} on Kubernetes {minor}; it is tested on {release.tested_kubernetes}"
-            + (" (placement inferred, see README)" if release.tested_is_inferred else ""))
+            + (" (placement inferred, see docs/versions-and-edits.md)" if release.tested_is_inferred else ""))
 
 
 def version_table() -> list[tuple[str, dict[str, str]]]:

@@ -11,6 +11,8 @@ import pulumi
 import pytest
 
 from tests.conftest import REPO, kubeconfig_text, mirror_path, upstream_image, upstream_objects
+from tests.e2e.readme import OKE_PROGRAM, marked_block
+from tests.test_component import _is_secret
 
 #: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("ownership_checks")
@@ -49,9 +51,25 @@ def _calico_node_image(m: ExampleMocks) -> str:
     return str(next(c["image"] for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "calico-node"))
 
 
-def run_program(path: Path, project: str, config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ExampleMocks:
+class OkeClusterMocks(ExampleMocks):
+    """Also answers the lookups of a VCN-native OKE cluster on Kubernetes 1.36 with one Oracle Linux 8 node pool."""
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "oci:ContainerEngine/getCluster:getCluster":
+            return {"compartmentId": "ocid1.compartment.x", "kubernetesVersion": "v1.36.1", "options": [],
+                    "clusterPodNetworkOptions": [{"cniType": "OCI_VCN_IP_NATIVE"}]}, []
+        if args.token == "oci:ContainerEngine/getNodePools:getNodePools":
+            return {"nodePools": [{"state": "ACTIVE", "nodeConfigDetails": [{"size": 3}],
+                                   "nodeImageName": "Oracle-Linux-8.10-2026.08.30-0-OKE-1.36.1-900"}]}, []
+        if args.token == "oci:ContainerEngine/getVirtualNodePools:getVirtualNodePools":
+            return {"virtualNodePools": []}, []
+        return super().call(args)
+
+
+def run_program(path: Path, project: str, config: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                mocks: ExampleMocks | None = None) -> ExampleMocks:
     monkeypatch.setenv("CALICO_OKE_MANIFEST_MIRROR", str(mirror_path()))
-    mocks = ExampleMocks()
+    mocks = mocks or ExampleMocks()
     pulumi.runtime.set_mocks(mocks, project=project, stack="test", preview=False)
     pulumi.runtime.set_all_config({f"{project}:{k}": v for k, v in config.items()})
 
@@ -100,6 +118,23 @@ def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [n for t, n, _ in m.registered if t.startswith("pulumi-python:dynamic")] == ["calico-calico-node-rollout"]
     assert not [n for _, n, _ in m.registered if "flannel" in n]
     assert not [t for t, _, _ in m.registered if t.startswith("oci:")]
+
+
+def test_readme_program_for_a_real_oke_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The README's program, given only clusterId: the cluster's CNI and node OS are read (policy-only manifest, the
+    NFT backend of Oracle Linux 8), Calico 3.32.0 goes to the cluster through the kubeconfig OKE serves for it."""
+    program = tmp_path / "__main__.py"
+    program.write_text(marked_block(OKE_PROGRAM, "python"))
+    m = run_program(program, "my-oke", {"clusterId": CLUSTER}, monkeypatch, OkeClusterMocks())
+    installed = [t for t, _, _ in m.registered if t.startswith("kubernetes:")]
+    assert len(installed) == len(upstream_objects(EXAMPLES_VERSION, "calico-policy-only.yaml"))
+    assert _calico_node_image(m) == upstream_image(EXAMPLES_VERSION)
+    ds = next(i for t, n, i in m.registered if t == "kubernetes:apps/v1:DaemonSet" and n.endswith("calico-node"))
+    env = {e["name"]: e.get("value") for c in ds["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+    assert env["FELIX_IPTABLESBACKEND"] == "NFT" and env["FELIX_INTERFACEPREFIX"] == "oci"
+    providers = [i for t, _, i in m.registered if t == "pulumi:providers:kubernetes"]
+    assert providers and all(_is_secret(p["kubeconfig"]) and p["kubeconfig"]["value"] == kubeconfig_text()
+                             for p in providers)
 
 
 def test_network_policy_demo_example(monkeypatch: pytest.MonkeyPatch) -> None:

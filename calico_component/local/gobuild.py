@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 # Pinned versions. Each is the nearest version the Go module proxy serves to what the
-# Python SDKs in requirements.txt ask for (see README, "End-to-end suite").
+# Python SDKs in requirements.txt ask for (see docs/contributing.md, "End-to-end suite").
 PULUMI_VERSION = "v3.274.1"
 PULUMI_CLIPBOARD_REPLACE = "github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
 PULUMI_YAML_VERSION = "v1.25.0"
@@ -48,7 +48,7 @@ def go() -> str:
     if not found:
         raise ToolError(
             "the Go toolchain is needed to build the local tools and is not on PATH; install Go 1.24+ "
-            "(https://go.dev/dl/ or apt-get install golang) or provide the binaries (see README, End-to-end suite)"
+            "(https://go.dev/dl/ or apt-get install golang) or provide the binaries (see docs/contributing.md, End-to-end suite)"
         )
     return found
 

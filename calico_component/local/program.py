@@ -19,7 +19,7 @@ def current_virtualenv() -> Path:
     if sys.prefix == sys.base_prefix:
         raise RuntimeError(
             "the stack program runs in a virtualenv with calico-oke installed (Pulumi.yaml: virtualenv .venv), and "
-            f"this Python ({sys.executable}) is not one; run from the project's virtualenv (README, Set-up)"
+            f"this Python ({sys.executable}) is not one; run from the project's virtualenv (the README's set-up line)"
         )
     return Path(sys.prefix)
 

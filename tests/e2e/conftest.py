@@ -51,7 +51,7 @@ def tool_paths() -> dict[str, Path]:
         pytest.fail(
             f"e2e tools unavailable: {exc}\nInstall Go (https://go.dev) so they can be built, or provide them: "
             "pulumi and pulumi-resource-kubernetes on PATH, kube-apiserver and etcd in $KUBEBUILDER_ASSETS "
-            "(see README, End-to-end suite).",
+            "(see docs/contributing.md, End-to-end suite).",
             pytrace=False,
         )
 

@@ -1,23 +1,39 @@
-"""The README's command blocks that e2e tests run exactly as written (each follows a ``<!-- marker`` comment)."""
+"""The documented blocks tests run exactly as written: each follows a ``<!-- marker`` comment in README.md or docs/."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.conftest import REPO
 
-#: The CLI walkthrough (tests/e2e/test_cli.py).
+#: The CLI walkthrough (tests/e2e/test_cli.py), in README.md.
 WALKTHROUGH = "<!-- cli-walkthrough"
-#: What to run after an interrupted `up` (tests/e2e/test_cli.py).
+#: What to run after an interrupted `up` (tests/e2e/test_cli.py), in docs/waiting-and-timeouts.md.
 AFTER_INTERRUPT = "<!-- after-interrupt"
-#: What to run once before a YAML program's first preview with a local path (tests/e2e/test_package.py).
+#: What to run once before a YAML program's first preview with a local path (tests/e2e/test_package.py), in
+#: docs/other-languages.md.
 YAML_FIRST_CONTACT = "<!-- yaml-first-contact"
+#: The program for a real OKE cluster (tests/test_examples.py), in README.md.
+OKE_PROGRAM = "<!-- oke-program"
+
+
+def documents() -> list[Path]:
+    """Where marked blocks live: the README and every page under docs/."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def marked_block(marker: str, language: str = "bash") -> str:
+    """The fenced ``language`` block right after ``marker``, which exactly one document holds, exactly once."""
+    holders = [(path, text) for path in documents() if marker in (text := path.read_text())]
+    names = [str(path.relative_to(REPO)) for path, _ in holders]
+    assert len(holders) == 1 and holders[0][1].count(marker) == 1, f"{marker} must be in one document once: {names}"
+    path, text = holders[0]
+    block = re.search(rf"```{language}\n(.*?)```", text[text.index(marker):], flags=re.S)
+    assert block, f"{path.relative_to(REPO)} has no {language} block after {marker}"
+    return block[1]
 
 
 def readme_commands(marker: str) -> list[str]:
-    """The command lines (comments and blank lines aside) of the fenced bash block right after ``marker``."""
-    text = (REPO / "README.md").read_text()
-    start = text.index(marker)
-    block = re.search(r"```bash\n(.*?)```", text[start:], flags=re.S)
-    assert block, f"the README has no bash block after {marker}"
-    return [line for line in block[1].splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    """The command lines (comments and blank lines aside) of the bash block right after ``marker``."""
+    return [line for line in marked_block(marker).splitlines() if line.strip() and not line.lstrip().startswith("#")]
