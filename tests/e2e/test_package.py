@@ -10,6 +10,7 @@ import re
 import shutil
 import stat
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,10 @@ def test_yaml_program_from_a_fresh_clone_installs_upgrades_in_place_and_destroys
 
 
 def test_get_schema_lists_every_input_in_camelcase(served_schema: dict[str, Any]) -> None:
-    """`pulumi package get-schema <plugin folder>` serves calico-oke:index:Calico with every CalicoArgs field."""
+    """`pulumi package get-schema <plugin folder>` serves calico-oke:index:Calico with every CalicoArgs field, under the
+    version of the checkout's pyproject.toml (what its CHANGELOG and tags name)."""
     assert served_schema["name"] == "calico-oke" and list(served_schema["resources"]) == [TOKEN]
+    assert served_schema["version"] == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     resource = served_schema["resources"][TOKEN]
     camel = {re.sub(r"_([a-z0-9])", lambda m: m[1].upper(), f.name) for f in dataclasses.fields(CalicoArgs)}
     assert set(resource["inputProperties"]) == camel
