@@ -38,6 +38,37 @@ class Rollout:
         return f"{self.name}: {self.current} of {self.desired} pods updated and ready"
 
 
+@dataclass(frozen=True)
+class Glance:
+    """What the DaemonSet's own status says of its rollout, read without listing its pods (one small request)."""
+
+    name: str
+    desired: int
+    #: Pods on the current template and ready, at least: exact while every pod that is not ready runs the current
+    #: template (as in a rollout, where old pods are ready until replaced); 0 until the controller saw the template.
+    current: int
+    #: The controller reports every pod updated and available: time to check the pods themselves.
+    settled: bool
+    #: The DaemonSet's generation: a new template (a new generation) restarts the progress count.
+    revision: str
+
+    def counts(self) -> str:
+        return f"{self.name}: {self.current} of {self.desired} pods updated and ready"
+
+
+def glance(daemonset: Mapping[str, Any]) -> Glance:
+    """The rollout as the DaemonSet's status counts it; pods both updated and ready are at least
+    ``updated + ready - desired`` (no more than ``desired`` pods are either)."""
+    meta, status = daemonset.get("metadata") or {}, daemonset.get("status") or {}
+    generation = int(meta.get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0) >= generation
+    desired, updated = int(status.get("desiredNumberScheduled") or 0), int(status.get("updatedNumberScheduled") or 0)
+    ready, available = int(status.get("numberReady") or 0), int(status.get("numberAvailable") or 0)
+    current = max(0, min(updated, ready, updated + ready - desired)) if observed else 0
+    settled = observed and updated >= desired and available >= desired
+    return Glance(str(meta.get("name") or "?"), desired, current, settled, str(generation))
+
+
 def newest_revision(revisions: Sequence[Mapping[str, Any]]) -> str:
     """The hash of the DaemonSet's newest ControllerRevision (its current template), '' when there is none yet."""
     if not revisions:
@@ -101,13 +132,13 @@ class Progress:
     last_progress: float = 0.0
     revision: str = ""
 
-    def update(self, rollout: Rollout, now: float) -> None:
+    def update(self, current: int, revision: str, now: float) -> None:
         """Record one look: more pods of the current template ready than ever before is progress; a new template (the
         controller took up the update after the first look) starts the count again."""
-        if rollout.revision != self.revision:
-            self.revision, self.best = rollout.revision, -1
-        if rollout.current > self.best:
-            self.best, self.last_progress = rollout.current, now
+        if revision != self.revision:
+            self.revision, self.best = revision, -1
+        if current > self.best:
+            self.best, self.last_progress = current, now
 
     def expired(self, now: float) -> bool:
         """No progress (nor a first look) for ``deadline`` seconds."""

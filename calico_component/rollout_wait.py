@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi.dynamic as dyn
@@ -15,12 +15,14 @@ import pulumi.dynamic as dyn
 from . import rollout
 from .errors import RolloutStalledError
 
-#: How often the rollout is looked at, and how often `up` is told how far it got.
-POLL_SECONDS = 2.0
+#: How often the DaemonSet's status is read (one small request), and how often `up` is told how far it got. Its pods
+#: are listed only when the status says the rollout is done, and to name the pods holding up a stalled one.
+POLL_SECONDS = 1.0
 REPORT_SECONDS = 30.0
 #: The inputs whose change means a new rollout to wait for (the kubeconfig is not one).
 REWAIT_KEYS = ("trigger", "namespace", "name", "deadline_seconds")
 _REQUEST_TIMEOUT = (5.0, 30.0)
+_T = TypeVar("_T")
 
 
 def _json(response: Any) -> Any:
@@ -28,7 +30,7 @@ def _json(response: Any) -> Any:
 
 
 class Cluster:
-    """The three reads a look at the rollout takes, as plain JSON."""
+    """The reads of the rollout, as plain JSON: a glance at the DaemonSet's status, or a look at its pods too."""
 
     def __init__(self, api_client: Any) -> None:
         from kubernetes import client
@@ -36,9 +38,15 @@ class Cluster:
         self.apps: Any = client.AppsV1Api(api_client)
         self.core: Any = client.CoreV1Api(api_client)
 
+    def _daemonset(self, namespace: str, name: str) -> Any:
+        return _json(self.apps.read_namespaced_daemon_set(name, namespace, _preload_content=False,
+                                                          _request_timeout=_REQUEST_TIMEOUT))
+
+    def glance(self, namespace: str, name: str) -> rollout.Glance:
+        return rollout.glance(self._daemonset(namespace, name))
+
     def look(self, namespace: str, name: str) -> rollout.Rollout:
-        ds = _json(self.apps.read_namespaced_daemon_set(name, namespace, _preload_content=False,
-                                                        _request_timeout=_REQUEST_TIMEOUT))
+        ds = self._daemonset(namespace, name)
         labels = (ds.get("spec") or {}).get("selector", {}).get("matchLabels") or {}
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         uid = ds["metadata"]["uid"]
@@ -56,33 +64,46 @@ def _owned(obj: Mapping[str, Any], uid: str) -> bool:
 
 def wait(cluster: Cluster, namespace: str, name: str, deadline: float, *, sleep: Callable[[float], None] = time.sleep,
          clock: Callable[[], float] = time.monotonic, report: Callable[[str], None] = print) -> rollout.Rollout:
-    """Look until the rollout is complete; raise RolloutStalledError once it made no progress for ``deadline``."""
+    """Glance until the status says the rollout is done and its pods confirm it; raise RolloutStalledError, naming the
+    pods holding it up, once it made no progress for ``deadline``."""
     progress = rollout.Progress(deadline=deadline, started=clock())
     reported, last = clock(), None
     while True:
-        seen = _look(cluster, namespace, name)
+        seen = _read(cluster.glance, namespace, name)
         now = clock()
         if seen is not None:
-            if seen.complete:
-                return seen
-            progress.update(seen, now)
+            done = _confirmed(cluster, namespace, name) if seen.settled else None
+            if done is not None:
+                return done
+            progress.update(seen.current, seen.revision, now)
             last = seen
         if progress.expired(now):
-            raise RolloutStalledError(_stalled(last, deadline, namespace, name))
+            raise RolloutStalledError(_stalled(_look(cluster, namespace, name), deadline, namespace, name))
         if last is not None and now - reported >= REPORT_SECONDS:
             report(last.counts())
             reported = now
         sleep(POLL_SECONDS)
 
 
-def _look(cluster: Cluster, namespace: str, name: str) -> rollout.Rollout | None:
-    """One look; None when the API server did not answer (counted as no progress, tried again)."""
+def _confirmed(cluster: Cluster, namespace: str, name: str) -> rollout.Rollout | None:
+    """The pods' own look when it shows every pod on the current template and ready; None when it does not yet."""
+    seen = _look(cluster, namespace, name)
+    return seen if seen is not None and seen.complete else None
+
+
+def _read(read: Callable[[str, str], _T], namespace: str, name: str) -> _T | None:
+    """One read; None when the API server did not answer (counted as no progress, tried again)."""
     import urllib3
 
     try:
-        return cluster.look(namespace, name)
+        return read(namespace, name)
     except (urllib3.exceptions.HTTPError, OSError):
         return None
+
+
+def _look(cluster: Cluster, namespace: str, name: str) -> rollout.Rollout | None:
+    """A look at the DaemonSet and its pods; None when the API server did not answer."""
+    return _read(cluster.look, namespace, name)
 
 
 def _stalled(seen: rollout.Rollout | None, deadline: float, namespace: str, name: str) -> str:

@@ -90,17 +90,31 @@ def test_the_newest_controller_revision_is_the_current_template() -> None:
 
 
 class Scripted:
-    """A cluster whose rollout looks are scripted, one per poll, on a fake clock the waits advance."""
+    """A cluster whose rollout is scripted, one state per poll, on a fake clock the waits advance: each glance moves
+    to the next state and sees its counts; a look (the pods listed) sees the same state in full."""
 
-    def __init__(self, looks: list[ro.Rollout | Exception]) -> None:
+    def __init__(self, looks: list[ro.Rollout | Exception], settled_early: int = 0) -> None:
         self.looks: Iterator[ro.Rollout | Exception] = iter(looks)
+        self.state: ro.Rollout | Exception = OSError("no glance yet")
         self.now = 0.0
+        self.pod_lists = 0
+        #: The status says "settled" this many polls before the pods show it (a status that runs ahead of them).
+        self.settled_early = settled_early
+        self.remaining = len(looks)
 
-    def look(self, namespace: str, name: str) -> ro.Rollout:
-        seen = next(self.looks)
+    def glance(self, namespace: str, name: str) -> ro.Glance:
+        self.state, self.remaining = next(self.looks), self.remaining - 1
+        seen = self.state
         if isinstance(seen, Exception):
             raise seen
-        return seen
+        settled = seen.complete or self.remaining < self.settled_early
+        return ro.Glance(seen.name, seen.desired, seen.current, settled, seen.revision)
+
+    def look(self, namespace: str, name: str) -> ro.Rollout:
+        self.pod_lists += 1
+        if isinstance(self.state, Exception):
+            raise self.state
+        return self.state
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
@@ -123,6 +137,12 @@ def _wait(cluster: Scripted, deadline: float, reports: list[tuple[float, str]] |
                              sleep=cluster.sleep, clock=cluster.clock, report=report)
 
 
+@pytest.fixture(autouse=True)
+def two_second_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scripted rollouts below are written as one state every 2 s."""
+    monkeypatch.setattr(rollout_wait, "POLL_SECONDS", 2.0)
+
+
 def test_a_healthy_rollout_longer_than_the_deadline_succeeds() -> None:
     """Ten nodes, one more ready every 18 s (polled every 2 s): 182 s in all against a 20 s deadline, and it
     succeeds, telling `up` how far it got every 30 s. The first look shows the old template all ready (the
@@ -134,6 +154,7 @@ def test_a_healthy_rollout_longer_than_the_deadline_succeeds() -> None:
     reports: list[tuple[float, str]] = []
     done = _wait(cluster, deadline=20, reports=reports)
     assert done.complete and next(cluster.looks, None) is None  # every look taken: it returned at the last one
+    assert cluster.pod_lists == 1  # 92 polls read the DaemonSet's status; its pods were listed once, to confirm
     # look i is at 2*i s and shows (i - 1) // 9 ready pods on the new template
     assert reports == [(t, f"calico-node: {n} of 10 pods updated and ready")
                        for t, n in ((30, 1), (60, 3), (90, 4), (120, 6), (150, 8), (180, 9))]
@@ -155,6 +176,28 @@ def test_a_stalled_rollout_fails_a_deadline_after_its_last_progress_naming_the_p
     message = str(failed.value)
     assert message.startswith("calico-node: 3 of 10 pods updated and ready, and none more became ready for 20s")
     assert "calico-node-x on node-7: ImagePullBackOff: back-off" in message
+
+
+def test_success_waits_for_the_pods_when_the_status_runs_ahead_of_them() -> None:
+    """The status says every pod is updated and available three polls before the pods show the last one ready on the
+    current template: the wait lists the pods at each of those polls and returns only when they agree."""
+    looks: list[ro.Rollout | Exception] = [*[_at(n) for n in range(0, 10)], _at(9), _at(9), _at(10)]
+    cluster = Scripted(looks, settled_early=3)
+    done = _wait(cluster, deadline=20)
+    assert done.complete and done.current == 10 and next(cluster.looks, None) is None
+    assert cluster.pod_lists == 3
+
+
+def test_a_glance_counts_pods_updated_and_ready_from_the_status_alone() -> None:
+    """Without listing pods: updated and ready pods are at least updated + ready - desired; nothing counts before the
+    controller saw the template; settled means every pod updated and available."""
+    mid = ro.glance({**_ds(10, 4, 9), "status": {**_ds(10, 4, 9)["status"], "numberReady": 9}})
+    assert (mid.current, mid.settled, mid.desired) == (3, False, 10)
+    unseen = ro.glance({**_ds(10, 10, 10, generation=3, observed=2),
+                        "status": {**_ds(10, 10, 10, generation=3, observed=2)["status"], "numberReady": 10}})
+    assert (unseen.current, unseen.settled, unseen.revision) == (0, False, "3")
+    done = ro.glance({**_ds(10, 10, 10), "status": {**_ds(10, 10, 10)["status"], "numberReady": 10}})
+    assert (done.current, done.settled, done.revision) == (10, True, "2")
 
 
 def test_an_api_server_that_never_answers_fails_at_the_deadline_saying_so() -> None:
