@@ -58,3 +58,11 @@ class PolicyNotEnforcedError(CalicoError):
 
 class RolloutStalledError(CalicoError):
     """A rollout made no progress (no more pods updated and ready) for the progress deadline."""
+
+
+def shape_error(version: str, where: str, field: str, problem: str) -> ManifestShapeError:
+    """The error of an edit that found the manifest not as Oracle's edits expect: nothing is transformed."""
+    return ManifestShapeError(
+        f"Calico {version} manifest: {where}: {field} {problem}; the upstream manifest no longer matches "
+        "Oracle's documented edits, so nothing was transformed. Pin a supported version or report this."
+    )

@@ -1,6 +1,6 @@
 """Pure manifest transforms: one function per documented edit, composed per OKE network type.
 
-Every function takes a manifest (a list of objects) and returns a new list. The input is
+Image edits (registry checks, the opt-in mirror) live in ``images``. Every function takes a manifest (a list of objects) and returns a new list. The input is
 never mutated: an edited object is a deep copy, untouched objects are shared with the
 input and must be treated as read-only. Applying a composed transform to its own output
 returns an equal manifest (no double edits).
@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigurationError, ManifestShapeError
+from .errors import ConfigurationError, ManifestShapeError, shape_error
+from .images import require_qualified_images, rewrite_images, validate_registry
 from .parsing import K8sObject, Manifest, describe
 from .releases import NetworkType, NodeOS, validate_network_type, validate_node_os
 
@@ -38,8 +39,6 @@ TYPHA_SERVICE_ENV = "FELIX_TYPHAK8SSERVICENAME"
 #: for Oracle Linux 8; Oracle Linux 9 ships the same iptables-nft backend only, so it gets
 #: the same setting. Oracle Linux 7 uses legacy iptables and gets nothing.
 NFT_NODE_OSES: frozenset[str] = frozenset({"oracle-linux-8", "oracle-linux-9"})
-
-_REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$")
 
 Step = Callable[[Manifest], Manifest]
 
@@ -91,34 +90,6 @@ class TransformOptions:
                 )
 
 
-def validate_registry(registry: str) -> str:
-    """A registry prefix such as ``iad.ocir.io/mytenancy/calico``: a registry host first, no scheme, no tag."""
-    r = registry.strip().rstrip("/")
-    if not r or "://" in r or not _REGISTRY_RE.match(r):
-        raise ConfigurationError(
-            f"image registry {registry!r} is not a registry prefix like 'iad.ocir.io/mytenancy/calico' "
-            "(lowercase host[:port]/path, no scheme, no tag)"
-        )
-    if not is_registry_host(r.partition("/")[0]):
-        raise ConfigurationError(
-            f"image registry {registry!r} does not start with a registry host: from Kubernetes 1.34.1 OKE's CRI-O "
-            "pulls only fully qualified image names, so give the host too, like 'iad.ocir.io/mytenancy/calico' "
-            "or 'docker.io/myorg'"
-        )
-    return r
-
-
-def is_registry_host(component: str) -> bool:
-    """True for an image name's first component that names a registry (``quay.io``, ``host:5000``, ``localhost``)."""
-    return "." in component or ":" in component or component == "localhost"
-
-
-def qualified(image: str) -> bool:
-    """True when an image reference starts with a registry host (``quay.io/calico/node:v3.31.5``)."""
-    first, sep, _ = image.partition("/")
-    return bool(sep) and is_registry_host(first)
-
-
 _MAX_UNAVAILABLE_RE = re.compile(r"^([1-9][0-9]{0,5})(%?)$")
 
 
@@ -143,13 +114,6 @@ def validate_pod_cidr(cidr: str) -> str:
         ) from exc
 
 
-def _shape(version: str, where: str, field: str, problem: str) -> ManifestShapeError:
-    return ManifestShapeError(
-        f"Calico {version} manifest: {where}: {field} {problem}; the upstream manifest no longer matches "
-        "Oracle's documented edits, so nothing was transformed. Pin a supported version or report this."
-    )
-
-
 def is_calico_node(obj: Mapping[str, Any]) -> bool:
     """True for calico-node's DaemonSet (kube-system/calico-node)."""
     meta = obj.get("metadata") or {}
@@ -165,7 +129,7 @@ def find_calico_node(manifest: Sequence[Mapping[str, Any]], version: str) -> int
     for i, obj in enumerate(manifest):
         if is_calico_node(obj):
             return i
-    raise _shape(version, f"DaemonSet {CALICO_NODE_NAMESPACE}/{CALICO_NODE_NAME}", "the object", "is missing")
+    raise shape_error(version, f"DaemonSet {CALICO_NODE_NAMESPACE}/{CALICO_NODE_NAME}", "the object", "is missing")
 
 
 def _pod_spec(obj: K8sObject, version: str) -> dict[str, Any]:
@@ -173,7 +137,7 @@ def _pod_spec(obj: K8sObject, version: str) -> dict[str, Any]:
     template = spec.get("template") if isinstance(spec, dict) else None
     pod = template.get("spec") if isinstance(template, dict) else None
     if not isinstance(pod, dict):
-        raise _shape(version, describe(obj), "spec.template.spec", "is missing")
+        raise shape_error(version, describe(obj), "spec.template.spec", "is missing")
     return pod
 
 
@@ -181,7 +145,7 @@ def _container(pod: dict[str, Any], obj: K8sObject, version: str) -> dict[str, A
     for c in pod.get("containers") or []:
         if isinstance(c, dict) and c.get("name") == CALICO_NODE_NAME:
             return c
-    raise _shape(version, describe(obj), f"spec.template.spec.containers[name={CALICO_NODE_NAME}]", "is missing")
+    raise shape_error(version, describe(obj), f"spec.template.spec.containers[name={CALICO_NODE_NAME}]", "is missing")
 
 
 def edit_calico_node(
@@ -207,7 +171,7 @@ def _drop_named(holder: dict[str, Any], key: str, wanted: tuple[str, ...], versi
     present = _names(holder.get(key))
     for n in wanted:
         if n not in present:
-            raise _shape(version, where, f"{field}[{n}]", "is missing")
+            raise shape_error(version, where, f"{field}[{n}]", "is missing")
     holder[key] = [i for i in holder[key] if i.get("name") not in wanted]
 
 
@@ -219,7 +183,7 @@ def remove_init_containers(manifest: Manifest, version: str = "unknown") -> Mani
 
     def edit(pod: dict[str, Any], _c: dict[str, Any], where: str) -> None:
         if "initContainers" not in pod:
-            raise _shape(version, where, "spec.template.spec.initContainers", "is missing")
+            raise shape_error(version, where, "spec.template.spec.initContainers", "is missing")
         del pod["initContainers"]
 
     return edit_calico_node(manifest, version, edit)
@@ -239,7 +203,7 @@ def remove_env_from(manifest: Manifest, version: str = "unknown") -> Manifest:
 
     def edit(_p: dict[str, Any], c: dict[str, Any], where: str) -> None:
         if "envFrom" not in c:
-            raise _shape(version, where, "containers[calico-node].envFrom", "is missing")
+            raise shape_error(version, where, "containers[calico-node].envFrom", "is missing")
         del c["envFrom"]
 
     return edit_calico_node(manifest, version, edit)
@@ -280,70 +244,13 @@ def add_env(manifest: Manifest, pairs: Iterable[tuple[str, str]], version: str =
                 env.append(item)
                 existing[name] = item
             elif current.get("value") != value or "valueFrom" in current:
-                raise _shape(
+                raise shape_error(
                     version, where, f"containers[calico-node].env[{name}]",
                     f"is already set to {current.get('value', current.get('valueFrom'))!r}, not {value!r}",
                 )
         c["env"] = env
 
     return edit_calico_node(manifest, version, edit)
-
-
-def rewrite_image(image: str, registry: str) -> str:
-    """``quay.io/calico/node:v3.32.0`` -> ``<registry>/calico/node:v3.32.0``; already rewritten stays."""
-    reg = registry.rstrip("/")
-    if image.startswith(reg + "/"):
-        return image
-    if qualified(image):
-        image = image.partition("/")[2]
-    return f"{reg}/{image}"
-
-
-def _template_pod(obj: K8sObject) -> dict[str, Any] | None:
-    """An object's pod template spec, or None for objects without one."""
-    spec = obj.get("spec")
-    template = spec.get("template") if isinstance(spec, dict) else None
-    pod = template.get("spec") if isinstance(template, dict) else None
-    return pod if isinstance(pod, dict) else None
-
-
-def _fields_and_containers(obj: K8sObject) -> list[tuple[str, dict[str, Any]]]:
-    """Each init container and container of an object's pod template, with the field that lists it."""
-    pod = _template_pod(obj) or {}
-    return [(key, c) for key in ("initContainers", "containers") for c in pod.get(key) or [] if isinstance(c, dict)]
-
-
-def _containers(obj: K8sObject) -> list[dict[str, Any]]:
-    """The containers and init containers of an object's pod template (none for objects without one)."""
-    return [c for _, c in _fields_and_containers(obj)]
-
-
-def require_qualified_images(manifest: Manifest, version: str = "unknown") -> Manifest:
-    """Every image starts with a registry host (OKE's CRI-O from Kubernetes 1.34.1 pulls nothing else); returns the
-    manifest unchanged, or raises ManifestShapeError naming the first object, container and image that does not."""
-    for obj in manifest:
-        for key, c in _fields_and_containers(obj):
-            image = c.get("image")
-            if not isinstance(image, str) or not qualified(image):
-                raise _shape(version, describe(obj), f"{key}[{c.get('name')}].image",
-                             f"is {image!r}, not a fully qualified name (registry host first), which OKE's CRI-O needs")
-    return manifest
-
-
-def rewrite_images(manifest: Manifest, registry: str) -> Manifest:
-    """Opt-in: point every container and init container image at a registry mirror (e.g. OCIR)."""
-    reg = validate_registry(registry)
-    out: Manifest = []
-    for obj in manifest:
-        if not _containers(obj):
-            out.append(obj)
-            continue
-        new = copy.deepcopy(obj)
-        for c in _containers(new):
-            if isinstance(c.get("image"), str):
-                c["image"] = rewrite_image(c["image"], reg)
-        out.append(new)
-    return out
 
 
 def set_replicas(manifest: Manifest, namespace: str, name: str, replicas: int, version: str = "unknown") -> Manifest:
@@ -354,12 +261,12 @@ def set_replicas(manifest: Manifest, namespace: str, name: str, replicas: int, v
             new = copy.deepcopy(obj)
             spec = new.get("spec")
             if not isinstance(spec, dict):
-                raise _shape(version, describe(obj), "spec", "is missing")
+                raise shape_error(version, describe(obj), "spec", "is missing")
             spec["replicas"] = replicas
             out = list(manifest)
             out[i] = new
             return out
-    raise _shape(version, f"Deployment {namespace}/{name}", "the object", "is missing")
+    raise shape_error(version, f"Deployment {namespace}/{name}", "the object", "is missing")
 
 
 def set_max_unavailable(manifest: Manifest, value: str, version: str = "unknown") -> Manifest:
@@ -369,7 +276,7 @@ def set_max_unavailable(manifest: Manifest, value: str, version: str = "unknown"
     strategy = (ds.get("spec") or {}).get("updateStrategy")
     if not isinstance(strategy, dict) or strategy.get("type") != "RollingUpdate" \
             or not isinstance(strategy.get("rollingUpdate"), dict):
-        raise _shape(version, describe(ds), "spec.updateStrategy", "is not a RollingUpdate with rollingUpdate settings")
+        raise shape_error(version, describe(ds), "spec.updateStrategy", "is not a RollingUpdate with rollingUpdate settings")
     strategy["rollingUpdate"]["maxUnavailable"] = validate_max_unavailable(value)
     out = list(manifest)
     out[index] = ds

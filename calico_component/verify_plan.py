@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import ConfigurationError
-from .transforms import rewrite_image, validate_registry
+from .images import rewrite_image, validate_registry
 
 #: agnhost (Kubernetes' own e2e test image): ``netexec`` listens, ``connect HOST:PORT --timeout`` connects once and
 #: exits 0, or 1 with TIMEOUT / REFUSED / OTHER on stderr. Pinned by digest; ``image_registry`` rewrites it.

@@ -214,9 +214,9 @@ def test_refresh_keeps_the_last_state_when_oci_cannot_be_reached(oke: FakeOke, t
     state with a warning; a 403 still fails the refresh."""
     import pulumi
 
-    from calico_component import flannel
+    from calico_component import oke_addon
 
-    monkeypatch.setattr(flannel, "REFRESH_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(oke_addon, "REFRESH_TIMEOUT_SECONDS", 0.5)
     warned: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda msg, *_a, **_k: warned.append(str(msg)))
     provider = OkeAddonDisabledProvider()
