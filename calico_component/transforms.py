@@ -1,9 +1,10 @@
 """Pure manifest transforms: one function per documented edit, composed per OKE network type.
 
 Image edits (registry checks, the opt-in mirror) live in ``images``. Every function takes a
-manifest (a list of objects) and returns a new list. The input is never mutated: an edited object is a deep copy, untouched objects are shared with the
-input and must be treated as read-only. Applying a composed transform to its own output
-returns an equal manifest (no double edits).
+manifest (a list of objects) and returns a new list. The input is never mutated: an edited
+object is a deep copy, untouched objects are shared with the input and must be treated as
+read-only. Applying a composed transform to its own output returns an equal manifest (no
+double edits).
 """
 
 from __future__ import annotations
