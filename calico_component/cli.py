@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from .render import render
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+#: 128 + SIGPIPE: what a shell tool returns when its reader went away (`calico-oke versions | head -3`).
+EXIT_SIGPIPE = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -303,10 +306,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(args)
         else:
             _render(args)
+        sys.stdout.flush()  # here, where a reader that went away is handled, not at the interpreter's exit
     except CalicoError as exc:
         sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
     return 0
+
+
+def _reader_gone() -> int:
+    """The reader of stdout closed it (``| head``): end quietly, as a shell tool killed by SIGPIPE does."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush then writes nowhere instead of failing
+    return EXIT_SIGPIPE

@@ -207,3 +207,19 @@ def test_render_calico_node_max_unavailable(mirror: Path) -> None:
     proc = run("render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
                "--mirror", str(mirror), "--calico-node-max-unavailable", "ten")
     assert_error(proc, "calico_node_max_unavailable 'ten' is not a node count")
+
+
+@pytest.mark.parametrize("args", [["versions"], ["render", "--calico-version", "3.32.0", "--network-type",
+                                                  "vcn-native", "--node-os", "oracle-linux-8", "--offline"]])
+def test_a_reader_that_stops_early_ends_the_command_quietly(args: list[str], mirror: Path) -> None:
+    """`calico-oke versions | head -1`: read to the end, the command exits 0; with the pipe closed before it writes,
+    it exits 141 (as a shell tool killed by SIGPIPE) with nothing on stderr, not a traceback."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CALICO_OKE_MANIFEST_MIRROR": str(mirror)}
+    command = [sys.executable, "-m", "calico_component", *args]
+    full = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert full.returncode == 0 and len(full.stdout.splitlines()) > 10 and full.stderr == ""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the command writes a byte (it takes a while to import)
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and stderr == ""
