@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import runpy
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,12 @@ def _calico_node_image(m: ExampleMocks) -> str:
 class OkeClusterMocks(ExampleMocks):
     """Also answers the lookups of a VCN-native OKE cluster on Kubernetes 1.36 with one Oracle Linux 8 node pool."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.invokes.append((args.token.split(":")[-1], dict(args.args)))
         if args.token == "oci:ContainerEngine/getCluster:getCluster":
             return {"compartmentId": "ocid1.compartment.x", "kubernetesVersion": "v1.36.1", "options": [],
                     "clusterPodNetworkOptions": [{"cniType": "OCI_VCN_IP_NATIVE"}]}, []
@@ -67,15 +73,18 @@ class OkeClusterMocks(ExampleMocks):
 
 
 def run_program(path: Path, project: str, config: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-                mocks: ExampleMocks | None = None) -> ExampleMocks:
+                mocks: ExampleMocks | None = None,
+                check: Callable[[dict[str, Any]], pulumi.Output[Any]] | None = None) -> ExampleMocks:
+    """Run the program at ``path`` under ``mocks``; ``check`` gets its globals and returns an Output to await."""
     monkeypatch.setenv("CALICO_OKE_MANIFEST_MIRROR", str(mirror_path()))
     mocks = mocks or ExampleMocks()
     pulumi.runtime.set_mocks(mocks, project=project, stack="test", preview=False)
     pulumi.runtime.set_all_config({f"{project}:{k}": v for k, v in config.items()})
 
     @pulumi.runtime.test
-    def program() -> None:
-        runpy.run_path(str(path), run_name="__main__")
+    def program() -> pulumi.Output[Any] | None:
+        program_globals = runpy.run_path(str(path), run_name="__main__")
+        return check(program_globals) if check else None
 
     try:
         program()
@@ -125,7 +134,20 @@ def test_readme_program_for_a_real_oke_cluster(monkeypatch: pytest.MonkeyPatch, 
     NFT backend of Oracle Linux 8), Calico 3.32.0 goes to the cluster through the kubeconfig OKE serves for it."""
     program = tmp_path / "__main__.py"
     program.write_text(marked_block(OKE_PROGRAM, "python"))
-    m = run_program(program, "my-oke", {"clusterId": CLUSTER}, monkeypatch, OkeClusterMocks())
+    def resolved(program_globals: dict[str, Any]) -> pulumi.Output[Any]:
+        calico = program_globals["calico"]
+
+        def check(values: list[Any]) -> None:
+            assert values == ["vcn-native", "oracle-linux-8", EXAMPLES_VERSION]
+
+        return pulumi.Output.all(calico.network_type, calico.node_os, calico.calico_version).apply(check)
+
+    mocks = OkeClusterMocks()
+    m = run_program(program, "my-oke", {"clusterId": CLUSTER}, monkeypatch, mocks, resolved)
+    invoked = {token: args for token, args in mocks.invokes}
+    assert invoked["getCluster"]["clusterId"] == CLUSTER
+    assert invoked["getNodePools"] == {"clusterId": CLUSTER, "compartmentId": "ocid1.compartment.x"}
+    assert invoked["getClusterKubeConfig"]["clusterId"] == CLUSTER
     installed = [t for t, _, _ in m.registered if t.startswith("kubernetes:")]
     assert len(installed) == len(upstream_objects(EXAMPLES_VERSION, "calico-policy-only.yaml"))
     assert _calico_node_image(m) == upstream_image(EXAMPLES_VERSION)
