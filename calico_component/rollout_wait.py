@@ -78,7 +78,7 @@ def wait(cluster: Cluster, namespace: str, name: str, deadline: float, *, sleep:
             progress.update(seen.current, seen.revision, now)
             last = seen
         if progress.expired(now):
-            raise RolloutStalledError(_stalled(_look(cluster, namespace, name), deadline, namespace, name))
+            raise RolloutStalledError(_stalled(_look(cluster, namespace, name), last, deadline, namespace, name))
         if last is not None and now - reported >= REPORT_SECONDS:
             report(last.counts())
             reported = now
@@ -106,11 +106,17 @@ def _look(cluster: Cluster, namespace: str, name: str) -> rollout.Rollout | None
     return _read(cluster.look, namespace, name)
 
 
-def _stalled(seen: rollout.Rollout | None, deadline: float, namespace: str, name: str) -> str:
-    if seen is None:
-        return (f"{namespace}/{name}: the API server did not answer for {deadline:g}s while waiting for the rollout; "
-                "the next `pulumi up` waits for it again")
-    return rollout.stalled_message(seen, deadline, namespace)
+def _stalled(seen: rollout.Rollout | None, last: rollout.Glance | None, deadline: float, namespace: str,
+             name: str) -> str:
+    """The failure: from the pods' look; else (the listing unanswered) from the last glance's counts; else the API
+    server never answered."""
+    if seen is not None:
+        return rollout.stalled_message(seen, deadline, namespace)
+    if last is not None:
+        return (f"{last.counts()}, and none more became ready for {deadline:g}s; its pods could not be listed to say "
+                "which hold it up. The next `pulumi up` waits for this rollout again.")
+    return (f"{namespace}/{name}: the API server did not answer for {deadline:g}s while waiting for the rollout; "
+            "the next `pulumi up` waits for it again")
 
 
 def still_rolling(props: Mapping[str, Any]) -> bool:

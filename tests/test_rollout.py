@@ -101,6 +101,8 @@ class Scripted:
         #: The status says "settled" this many polls before the pods show it (a status that runs ahead of them).
         self.settled_early = settled_early
         self.remaining = len(looks)
+        #: The DaemonSet answers, listing its pods does not (a loaded API server times the big request out).
+        self.lists_fail = False
 
     def glance(self, namespace: str, name: str) -> ro.Glance:
         self.state, self.remaining = next(self.looks), self.remaining - 1
@@ -112,6 +114,8 @@ class Scripted:
 
     def look(self, namespace: str, name: str) -> ro.Rollout:
         self.pod_lists += 1
+        if self.lists_fail:
+            raise OSError("the pod listing timed out")
         if isinstance(self.state, Exception):
             raise self.state
         return self.state
@@ -207,6 +211,21 @@ def test_a_glance_counts_pods_updated_and_ready_from_the_status_alone() -> None:
     # a node just left (desired 9, the other counts not yet recomputed): never more counted than pods exist
     shrunk = ro.glance({**_ds(9, 10, 10), "status": {**_ds(9, 10, 10)["status"], "numberReady": 10}})
     assert shrunk.current == 10
+
+
+def test_a_stall_whose_pods_cannot_be_listed_still_gives_the_counts() -> None:
+    """Stuck at 3 of 10: with the pods listed, the failure names the held pod; with the listing unanswered at that
+    moment, it still gives the last counts the status showed, and says the pods could not be listed."""
+    stuck = (ro.HeldPod("calico-node-x", "node-7", "ImagePullBackOff: back-off"),)
+    for lists_fail in (False, True):
+        cluster = Scripted([_at(3, held=stuck)] * 100)
+        cluster.lists_fail = lists_fail
+        with pytest.raises(RolloutStalledError) as failed:
+            _wait(cluster, deadline=20)
+        message = str(failed.value)
+        assert message.startswith("calico-node: 3 of 10 pods updated and ready, and none more became ready for 20s")
+        assert ("calico-node-x on node-7" in message) is not lists_fail
+        assert ("its pods could not be listed" in message) is lists_fail
 
 
 def test_an_api_server_that_never_answers_fails_at_the_deadline_saying_so() -> None:
