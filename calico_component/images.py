@@ -78,7 +78,8 @@ def require_qualified_images(manifest: Manifest, version: str = "unknown") -> Ma
             image = c.get("image")
             if not isinstance(image, str) or not qualified(image):
                 raise shape_error(version, describe(obj), f"{key}[{c.get('name')}].image",
-                             f"is {image!r}, not a fully qualified name (registry host first), which OKE's CRI-O needs")
+                                  f"is {image!r}, not a fully qualified name (registry host first), which OKE's CRI-O "
+                                  "needs")
     return manifest
 
 

@@ -30,11 +30,15 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _kind(spec: Spec) -> str:
+    """``string``, ``integer``, ... or ``list of string``."""
+    return f"list of {spec.items}" if spec.items else spec.kind
+
+
 def _type(spec: Spec) -> str:
     """The input's type as a user reads it: kind, plain or Output, secret."""
-    kind = f"list of {spec.items}" if spec.items else spec.kind
     notes = ["plain" if spec.plain else "Output allowed"] + (["secret"] if spec.secret else [])
-    return f"{kind} ({', '.join(notes)})"
+    return f"{_kind(spec)} ({', '.join(notes)})"
 
 
 def _default(spec: Spec) -> str:
@@ -60,8 +64,7 @@ def input_rows() -> list[str]:
 
 def output_rows() -> list[str]:
     """One table row per output of ``Calico``."""
-    return [f"| `{s.name}` | `{s.key}` | {s.kind if not s.items else f'list of {s.items}'} | {_cell(s.description)} |"
-            for s in output_specs()]
+    return [f"| `{s.name}` | `{s.key}` | {_kind(s)} | {_cell(s.description)} |" for s in output_specs()]
 
 
 def markdown() -> str:

@@ -13,6 +13,11 @@ REVISION_LABEL = "controller-revision-hash"
 LISTED_PODS = 10
 
 
+def counts(name: str, current: int, desired: int) -> str:
+    """How far a rollout got, as `up` reports it and a failure starts: ``calico-node: 3 of 10 pods updated and ready``."""
+    return f"{name}: {current} of {desired} pods updated and ready"
+
+
 @dataclass(frozen=True)
 class HeldPod:
     """A pod that is not (yet) running the current template ready, with why."""
@@ -35,7 +40,7 @@ class Rollout:
     revision: str = ""
 
     def counts(self) -> str:
-        return f"{self.name}: {self.current} of {self.desired} pods updated and ready"
+        return counts(self.name, self.current, self.desired)
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Glance:
     revision: str
 
     def counts(self) -> str:
-        return f"{self.name}: {self.current} of {self.desired} pods updated and ready"
+        return counts(self.name, self.current, self.desired)
 
 
 def glance(daemonset: Mapping[str, Any]) -> Glance:
