@@ -7,7 +7,7 @@ import dataclasses
 import pulumi
 
 from calico_component import Calico, CalicoError
-from calico_component.inputs import args_from_config, outputs_of
+from calico_component.component.inputs import args_from_config, outputs_of
 
 # One config key per component input, named as in the package schema: calicoVersion, networkType,
 # nodeOs, clusterId, kubeconfig (a secret), adoptExisting, podCidr, typha, skipAwait, ...

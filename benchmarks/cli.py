@@ -48,8 +48,9 @@ CONFIGGROUP_PROGRAM = '''\
 import pulumi
 import pulumi_kubernetes as k8s
 
-from calico_component import FetchOptions, render
-from calico_component.providers import IN_PLACE_SETTINGS
+from calico_component import FetchOptions
+from calico_component.manifest.render import render
+from calico_component.component.providers import IN_PLACE_SETTINGS
 
 config = pulumi.Config()
 rendered = render(config.require("calicoVersion"), config.require("networkType"), config.require("nodeOs"),

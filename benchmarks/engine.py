@@ -26,10 +26,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from calico_component import Calico, CalicoArgs, FetchOptions, render
+from calico_component import Calico, CalicoArgs, FetchOptions
+from calico_component.component.objects import SKIP_AWAIT_ANNOTATION, with_annotations
+from calico_component.component.providers import IN_PLACE_SETTINGS
 from calico_component.local.controlplane import ControlPlane
-from calico_component.providers import IN_PLACE_SETTINGS
-from calico_component.resources import SKIP_AWAIT_ANNOTATION, with_annotations
+from calico_component.manifest.render import render
 from tests.conftest import mirror_path
 from tests.e2e import engine, tools
 

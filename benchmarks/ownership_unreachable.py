@@ -16,9 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from calico_component import FetchOptions, render
-from calico_component.ownership import ClusterUnreachableError, check_cluster
-from calico_component.parsing import K8sObject
+from calico_component import FetchOptions
+from calico_component.cluster.ownership import ClusterUnreachableError, check_cluster
+from calico_component.manifest.parsing import K8sObject
+from calico_component.manifest.render import render
 from tests.conftest import mirror_path
 from tests.fake_kube import closed_port, kubeconfig_for, silent_server
 

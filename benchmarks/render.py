@@ -18,9 +18,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from calico_component import FetchOptions, render
-from calico_component.parsing import LIBYAML
-from calico_component.releases import MANIFEST_FOR_NETWORK, SUPPORTED_VERSIONS
+from calico_component import FetchOptions
+from calico_component.manifest.parsing import LIBYAML
+from calico_component.manifest.releases import MANIFEST_FOR_NETWORK, SUPPORTED_VERSIONS
+from calico_component.manifest.render import render
 from tests.conftest import mirror_path
 from tests.https_server import ManifestServer
 

@@ -19,9 +19,9 @@ from .errors import (
     RolloutStalledError,
     UnsupportedVersionError,
 )
-from .fetch import FetchOptions, fetch_manifest
-from .parsing import K8sObject, dump_manifest, parse_manifest
-from .releases import (
+from .manifest.fetch import FetchOptions, fetch_manifest
+from .manifest.parsing import K8sObject, dump_manifest, parse_manifest
+from .manifest.releases import (
     NETWORK_TYPES,
     NODE_OSES,
     RELEASES,
@@ -32,11 +32,11 @@ from .releases import (
     check_compatibility,
     get_release,
 )
-from .render import RenderResult, render
-from .transforms import TransformOptions, transform
+from .manifest.render import RenderResult, render
+from .manifest.transforms import TransformOptions, transform
 
 if TYPE_CHECKING:
-    from .component import Calico, CalicoArgs
+    from .component.calico import Calico, CalicoArgs
 
 __all__ = [
     "NETWORK_TYPES",
@@ -79,7 +79,7 @@ def __getattr__(name: str) -> Any:
     # The Pulumi component is imported on first use, so the CLI and the pure layers start
     # without loading the Pulumi SDK.
     if name in ("Calico", "CalicoArgs"):
-        from . import component
+        from .component import calico as component
 
         return getattr(component, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from .errors import CalicoError
-from .fetch import FetchOptions
-from .releases import KUBERNETES_COLUMNS, KUBERNETES_MINORS, NETWORK_TYPES, NODE_OSES, SUPPORTED_VERSIONS, version_table
-from .render import render
+from .manifest.fetch import FetchOptions
+from .manifest.releases import KUBERNETES_COLUMNS, KUBERNETES_MINORS, NETWORK_TYPES, NODE_OSES, SUPPORTED_VERSIONS, version_table
+from .manifest.render import render
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -226,7 +226,8 @@ def _render(args: argparse.Namespace) -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     """Thin wrapper over verify_run.check_policy: lines per node on stdout; a failure's details, then ``error:``."""
-    from . import verify_report, verify_run
+    from .policy import report as verify_report
+    from .policy import run as verify_run
 
     try:
         kubeconfig = Path(args.kubeconfig).read_text()

@@ -15,8 +15,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from calico_component.fetch import FetchOptions, fetch_manifest  # noqa: E402
-from calico_component.releases import MANIFEST_FILES, RELEASES, ManifestRef, manifest_url  # noqa: E402
+from calico_component.manifest.fetch import FetchOptions, fetch_manifest  # noqa: E402
+from calico_component.manifest.releases import MANIFEST_FILES, RELEASES, ManifestRef, manifest_url  # noqa: E402
 from tests.https_server import ManifestServer  # noqa: E402
 
 
@@ -91,7 +91,7 @@ OwnershipCall = tuple[str, bool, int]  # (stack identity, adopt_existing, how ma
 def ownership_checks(monkeypatch: pytest.MonkeyPatch) -> list[OwnershipCall]:
     """Unit tests have no cluster: the component's checks of the cluster (ownership, policy a release no longer
     enforces) record what they were asked instead of reading one."""
-    from calico_component import ownership, retired
+    from calico_component.cluster import ownership, retired
 
     calls: list[OwnershipCall] = []
 

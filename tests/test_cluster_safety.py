@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from calico_component import ownership
+from calico_component.cluster import ownership
+from calico_component.cluster.flannel import DaemonSetAbsentProvider
+from calico_component.cluster.ownership import ClusterAuthError, ClusterUnreachableError
 from calico_component.errors import CalicoError, FlannelRemovalError
-from calico_component.flannel import DaemonSetAbsentProvider
-from calico_component.ownership import ClusterAuthError, ClusterUnreachableError
 from tests.fake_kube import FakeKube, closed_port, kubeconfig_for, silent_server
 
 ME = "organization/calico-oke/prod"

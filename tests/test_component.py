@@ -353,7 +353,7 @@ def test_every_object_is_marked_and_checked_before_anything_exists(mocks: Record
 
 def test_a_refused_check_registers_no_provider_and_no_object(monkeypatch: pytest.MonkeyPatch) -> None:
     """When another stack owns Calico, no provider and no Kubernetes object (not even a CRD) is registered."""
-    from calico_component import ownership
+    from calico_component.cluster import ownership
 
     def refuse(*_: Any) -> None:
         raise ownership.OwnershipError("owned by organization/calico-oke/first")
@@ -480,7 +480,7 @@ def _run_guarded(monkeypatch: pytest.MonkeyPatch, version: str, rec: Recorder | 
 def test_retired_policy_on_the_cluster_registers_no_provider_and_no_object(monkeypatch: pytest.MonkeyPatch) -> None:
     """A clean cluster installs 3.32.0; one holding AdminNetworkPolicy objects fails preview with the guard's text and
     registers nothing."""
-    from calico_component import retired
+    from calico_component.cluster import retired
 
     rec, _ = _run_guarded(monkeypatch, "3.32.0", kubeconfig=kubeconfig_text())
     assert len(_k8s(rec)) == len(upstream_objects("3.32.0", "calico-policy-only.yaml"))
@@ -495,7 +495,7 @@ def test_retired_policy_on_the_cluster_registers_no_provider_and_no_object(monke
 
 def test_policy_already_unenforced_is_a_warning_and_the_install_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """When the check returns a statement (calico-node already runs 3.32), it is logged and every object registered."""
-    from calico_component import retired
+    from calico_component.cluster import retired
 
     rec, quiet = _run_guarded(monkeypatch, "3.32.0", kubeconfig=kubeconfig_text())
     assert not [w for w in quiet if "AdminNetworkPolicy" in w]
@@ -510,7 +510,7 @@ def test_an_unchecked_cluster_is_warned_about_only_for_releases_that_retire_poli
         monkeypatch: pytest.MonkeyPatch, unreachable: bool) -> None:
     """Without a kubeconfig, or with a cluster the check cannot reach, 3.31.5 installs quietly; 3.32.0 warns that
     AdminNetworkPolicy objects could not be looked for, and says how to check by hand."""
-    from calico_component import ownership
+    from calico_component.cluster import ownership
 
     kw: dict[str, Any] = {}
     if unreachable:
@@ -545,7 +545,7 @@ def test_flannel_removal_needs_a_named_cluster(monkeypatch: pytest.MonkeyPatch) 
 def test_flannel_removal_with_cluster_id_acts_on_okes_kubeconfig(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a kubeconfig input but with cluster_id, the kubeconfig OKE serves for that cluster is fetched, checked
     for ownership first, and given (as a secret) to the kube-flannel-ds step; the objects keep the providers of opts."""
-    from calico_component import ownership
+    from calico_component.cluster import ownership
 
     checked: list[str] = []
     monkeypatch.setattr(ownership, "check_cluster", lambda text, *_: checked.append(yaml.safe_load(text)["clusters"][0]
@@ -564,7 +564,7 @@ def test_an_unreachable_cluster_fails_closed_only_when_adopting(monkeypatch: pyt
     """A reachable cluster installs either way. An unreachable one is a warning without adopt_existing (the provider
     refuses to create what exists), and with it an error at preview: adoption upserts, so an
     unchecked cluster could hand another stack's Calico to this one."""
-    from calico_component import ownership
+    from calico_component.cluster import ownership
 
     rec, _ = _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text(), adopt_existing=adopt)
     assert len(_k8s(rec)) == len(upstream_objects("3.31.5", "calico-policy-only.yaml"))

@@ -8,10 +8,11 @@ import traceback
 
 import pytest
 
-from calico_component import FetchOptions, render
+from calico_component import FetchOptions
+from calico_component.cluster.flannel import _k8s_api
 from calico_component.credentials import load_kubeconfig, redact_url, scrub, secret_values
 from calico_component.errors import ConfigurationError, FlannelRemovalError
-from calico_component.flannel import _k8s_api
+from calico_component.manifest.render import render
 from tests.conftest import REPO, kubeconfig_text
 
 #: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).

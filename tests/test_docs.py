@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from calico_component import inputs_doc
-from calico_component.calico_args import CalicoArgs
-from calico_component.inputs import camel
+from calico_component.component import inputs_doc
+from calico_component.component.args import CalicoArgs
+from calico_component.component.inputs import camel
 from tests.conftest import REPO
 from tests.e2e.readme import documents
 
@@ -26,7 +26,7 @@ def _row(name: str) -> str:
 def test_inputs_reference_is_what_the_code_generates() -> None:
     """docs/inputs.md is exactly what the inputs table of the code prints: a field added or changed shows up there."""
     assert INPUTS_PAGE.read_text() == inputs_doc.markdown(), (
-        "docs/inputs.md differs from the code: run `python -m calico_component.inputs_doc > docs/inputs.md`")
+        "docs/inputs.md differs from the code: run `python -m calico_component.component.inputs_doc > docs/inputs.md`")
 
 
 def test_inputs_reference_has_one_row_per_calicoargs_field_with_its_default() -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from calico_component import ChecksumMismatchError, FetchOptions, ManifestFetchError, render
+from calico_component import ChecksumMismatchError, FetchOptions, ManifestFetchError
 from calico_component.errors import ConfigurationError, UnsupportedVersionError
-from calico_component.fetch import fetch_manifest
-from calico_component.releases import get_release, resolve_manifest
+from calico_component.manifest.fetch import fetch_manifest
+from calico_component.manifest.releases import get_release, resolve_manifest
+from calico_component.manifest.render import render
 from tests.conftest import upstream_bytes
 from tests.https_server import Behaviour, ManifestServer
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from calico_component.cluster.flannel import OkeAddonDisabledProvider
 from calico_component.errors import CalicoError, FlannelRemovalError, OciApiError
-from calico_component.flannel import OkeAddonDisabledProvider
 from tests.fake_oke import FakeOke, write_oci_config
 
 CLUSTER = "ocid1.cluster.oc1.iad.aaaaaaaatest"
@@ -214,7 +214,7 @@ def test_refresh_keeps_the_last_state_when_oci_cannot_be_reached(oke: FakeOke, t
     state with a warning; a 403 still fails the refresh."""
     import pulumi
 
-    from calico_component import oke_addon
+    from calico_component.cluster import oke_addon
 
     monkeypatch.setattr(oke_addon, "REFRESH_TIMEOUT_SECONDS", 0.5)
     warned: list[str] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from calico_component.ownership import OWNER_ANNOTATION, LiveObject, ownership_problem
+from calico_component.cluster.ownership import OWNER_ANNOTATION, LiveObject, ownership_problem
 
 ME = "organization/calico-oke/prod"
 

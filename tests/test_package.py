@@ -12,8 +12,8 @@ import pytest
 from pulumi.errors import InputPropertiesError, InputPropertyError
 
 from calico_component import Calico, CalicoArgs
-from calico_component.inputs import InputError, args_from_config, args_from_inputs
-from calico_component.package import CalicoProvider, schema
+from calico_component.component.inputs import InputError, args_from_config, args_from_inputs
+from calico_component.provider.server import CalicoProvider, schema
 from tests.conftest import kubeconfig_text, mirror_path
 from tests.test_component import Recorder
 
@@ -31,7 +31,7 @@ DOCUMENTED_INPUTS = {
 }
 DOCUMENTED_OUTPUTS = ["calicoVersion", "networkType", "nodeOs", "manifestUrl", "manifestSha256", "objectCount",
                       "resourceNames", "typhaEnabled", "podCidr", "policyCheck"]
-# How each annotation CalicoArgs may use reads in a schema, written here independently of calico_component.inputs.
+# How each annotation CalicoArgs may use reads in a schema, written here independently of calico_component.component.inputs.
 SCHEMA_TYPES = {"str": "string", "bool": "boolean", "int": "integer", "float": "number"}
 
 
@@ -196,7 +196,7 @@ def test_construct_refuses_another_type_with_a_property_error() -> None:
 
 def test_calico_class_is_hosted_as_is() -> None:
     """The plugin hosts the very class Python programs use, under the documented type token."""
-    from calico_component import component
+    from calico_component.component import calico as component
 
     assert Calico is component.Calico and component.TYPE_TOKEN == TOKEN
     assert schema()["name"] == "calico-oke" and list(schema()["resources"]) == [TOKEN]
@@ -207,8 +207,8 @@ def test_reading_input_descriptions_survives_cpythons_spurious_ast_error(monkeyp
     at the same moment: the descriptions are still read (retried); any other SystemError is not hidden."""
     import ast
 
-    from calico_component import inputs
-    from calico_component.calico_args import CalicoArgs
+    from calico_component.component import inputs
+    from calico_component.component.args import CalicoArgs
 
     real = ast.parse
     failures = ["SystemError: AST constructor recursion depth mismatch (before=210, after=265)"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from calico_component import ManifestShapeError, parse_manifest
-from calico_component.parsing import LIBYAML, dump_manifest
+from calico_component.manifest.parsing import LIBYAML, dump_manifest
 from tests.conftest import upstream_bytes, upstream_objects
 
 

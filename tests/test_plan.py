@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from calico_component.errors import ConfigurationError
-from calico_component.plan import choose_pod_cidr, choose_typha, validate_typha_mode
+from calico_component.manifest.plan import choose_pod_cidr, choose_typha, validate_typha_mode
 
 
 @pytest.mark.parametrize("nodes, enabled", [(0, False), (50, False), (51, True), (300, True)])

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from calico_component import FetchOptions, render
+from calico_component import FetchOptions
 from calico_component.local import podspec
 from calico_component.local.podspec import PodSpecError
+from calico_component.manifest.render import render
 from tests.conftest import mirror_path
 
 

@@ -11,11 +11,13 @@ from typing import Any
 import pulumi
 import pytest
 
-from calico_component import Calico, CalicoArgs, component, verify_run
+from calico_component import Calico, CalicoArgs
+from calico_component.cluster.policy_check import PolicyCheckProvider
+from calico_component.component import calico as component
 from calico_component.errors import ConfigurationError, PolicyNotEnforcedError
-from calico_component.fetch import FetchOptions
-from calico_component.policy_check import PolicyCheckProvider
-from calico_component.render import render
+from calico_component.manifest.fetch import FetchOptions
+from calico_component.manifest.render import render
+from calico_component.policy import run as verify_run
 from tests.conftest import kubeconfig_text, mirror_path
 from tests.test_component import CLUSTER, Recorder, _is_secret
 from tests.test_verify import FakeCluster, _node
@@ -96,7 +98,7 @@ def test_the_check_waits_for_every_awaited_workload(monkeypatch: pytest.MonkeyPa
     """The check depends on calico-node, its rollout (awaited by progress) and both Deployments: it only runs once
     they were awaited, and depends on nothing else."""
     seen: list[list[Any]] = []
-    from calico_component.policy_check import PolicyCheck
+    from calico_component.cluster.policy_check import PolicyCheck
 
     def capture(name: str, **kw: Any) -> Any:
         seen.append(list(kw["opts"].depends_on or []))
@@ -110,7 +112,7 @@ def test_the_check_waits_for_every_awaited_workload(monkeypatch: pytest.MonkeyPa
     assert waited == ["calico-daemonset-kube-system-calico-node",
                       "calico-deployment-kube-system-calico-kube-controllers",
                       "calico-deployment-kube-system-calico-typha"]
-    from calico_component.rollout_wait import RolloutAwaited
+    from calico_component.cluster.rollout_wait import RolloutAwaited
 
     assert [type(d) for d in seen[0] if not any(d is c for c in children.values())] == [RolloutAwaited]
     assert len(seen[0]) == len(waited) + 1

@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from calico_component import RELEASES, SUPPORTED_VERSIONS, CompatibilityError, check_compatibility, get_release
-from calico_component.releases import MANIFEST_FILES, UntestedCombinationWarning, manifest_url
+from calico_component.manifest.releases import MANIFEST_FILES, UntestedCombinationWarning, manifest_url
 from tests.conftest import mirror_path, upstream_bytes
 
 

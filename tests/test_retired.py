@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from calico_component import ownership
-from calico_component.retired import (
+from calico_component.cluster import ownership
+from calico_component.cluster.retired import (
     RETIRED_POLICY_KINDS,
     Found,
     RetiredPolicyError,

@@ -11,9 +11,10 @@ from typing import Any
 import pulumi
 import pytest
 
-from calico_component import Calico, CalicoArgs, RolloutStalledError, rollout_wait
-from calico_component import rollout as ro
-from calico_component.resources import SKIP_AWAIT_ANNOTATION
+from calico_component import Calico, CalicoArgs, RolloutStalledError
+from calico_component.cluster import rollout as ro
+from calico_component.cluster import rollout_wait
+from calico_component.component.objects import SKIP_AWAIT_ANNOTATION
 from tests.conftest import kubeconfig_text, mirror_path
 from tests.test_component import Recorder
 

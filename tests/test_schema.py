@@ -8,8 +8,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from calico_component import FetchOptions, render
-from calico_component.releases import KUBERNETES_MINORS, SUPPORTED_VERSIONS
+from calico_component import FetchOptions
+from calico_component.manifest.releases import KUBERNETES_MINORS, SUPPORTED_VERSIONS
+from calico_component.manifest.render import render
 from tests.conftest import mirror_path
 
 

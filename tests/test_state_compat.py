@@ -15,16 +15,16 @@ import pulumi.dynamic as dyn
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from calico_component.flannel import DaemonSetAbsentProvider, OkeAddonDisabledProvider
-from calico_component.policy_check import PolicyCheckProvider
-from calico_component.rollout_wait import RolloutProvider
+from calico_component.cluster.flannel import DaemonSetAbsentProvider, OkeAddonDisabledProvider
+from calico_component.cluster.policy_check import PolicyCheckProvider
+from calico_component.cluster.rollout_wait import RolloutProvider
 
 #: The (module, class) pairs stacks deployed by released calico-oke versions hold in their state.
 RECORDED = [
-    ("calico_component.flannel", "OkeAddonDisabledProvider"),
-    ("calico_component.flannel", "DaemonSetAbsentProvider"),
-    ("calico_component.rollout_wait", "RolloutProvider"),
-    ("calico_component.policy_check", "PolicyCheckProvider"),
+    ("calico_component.cluster.flannel", "OkeAddonDisabledProvider"),
+    ("calico_component.cluster.flannel", "DaemonSetAbsentProvider"),
+    ("calico_component.cluster.rollout_wait", "RolloutProvider"),
+    ("calico_component.cluster.policy_check", "PolicyCheckProvider"),
 ]
 
 

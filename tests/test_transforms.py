@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from calico_component import FetchOptions, ManifestShapeError, render
+from calico_component import FetchOptions, ManifestShapeError
 from calico_component.errors import ConfigurationError
-from calico_component.parsing import parse_manifest
-from calico_component.transforms import TransformOptions, transform
+from calico_component.manifest.parsing import parse_manifest
+from calico_component.manifest.render import render
+from calico_component.manifest.transforms import TransformOptions, transform
 from tests.conftest import mirror_path, upstream_bytes, upstream_image, upstream_objects
 
 VERSIONS = ["3.25.1", "3.26.1", "3.26.4", "3.27.2", "3.28.0", "3.28.2", "3.29.2", "3.30.0", "3.30.3", "3.31.5", "3.32.0"]

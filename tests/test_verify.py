@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from calico_component import verify_plan as plan
-from calico_component import verify_report as report
 from calico_component.errors import CalicoError, ConfigurationError
-from calico_component.verify_run import Runner, classify, run_check
+from calico_component.policy import plan, report
+from calico_component.policy.run import Runner, classify, run_check
 
 
 def _node(name: str, pool: str = "pool-a", os_image: str = "Oracle Linux Server 8.10", ready: bool = True,
@@ -266,7 +265,7 @@ def test_nothing_is_left_behind_after_success_failure_or_ctrl_c() -> None:
 def test_only_old_leftovers_are_swept() -> None:
     """A check namespace older than an hour (an interrupted run's) is deleted by the next run; a recent one, which
     may be another run's going on elsewhere, is left alone."""
-    from calico_component.verify_run import sweep
+    from calico_component.policy.run import sweep
 
     cluster = FakeCluster([_node("n1")])
     cluster.namespaces = {"calico-oke-check-old": "2026-12-03T08:00:00Z", "calico-oke-check-new": "2026-12-03T09:30:00Z"}

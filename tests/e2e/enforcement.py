@@ -202,7 +202,7 @@ def check_leftovers(e: Enforcement) -> list[str]:
     """Namespaces, pods and NetworkPolicies the policy check left anywhere in the cluster."""
     from kubernetes import client
 
-    from calico_component.verify_plan import CHECK_LABEL
+    from calico_component.policy.plan import CHECK_LABEL
 
     core: Any = client.CoreV1Api(e.k8s)
     net: Any = client.NetworkingV1Api(e.k8s)

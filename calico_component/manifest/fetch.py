@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from .credentials import MIRROR_AUTHORIZATION_ENV, redact_url, refuse_userinfo
-from .errors import ChecksumMismatchError, ConfigurationError, ManifestFetchError
+from ..credentials import MIRROR_AUTHORIZATION_ENV, redact_url, refuse_userinfo
+from ..errors import ChecksumMismatchError, ConfigurationError, ManifestFetchError
 from .releases import ManifestRef
 
 ProgressCallback = Callable[[int, "int | None"], None]

@@ -2,7 +2,7 @@
 
 The plugin folder (``plugin/PulumiPlugin.yaml``, ``runtime: python``) runs :func:`main`. Each
 ``calico-oke:index:Calico`` a YAML, TypeScript, Go or C# program declares is constructed here
-as the same :class:`~calico_component.component.Calico` Python programs use: one component per
+as the same :class:`~calico_component.component.calico.Calico` Python programs use: one component per
 install, its children registered by this process.
 """
 
@@ -17,9 +17,9 @@ import pulumi
 import pulumi.provider as pulumi_provider
 from pulumi.errors import InputPropertiesError, InputPropertyError
 
-from .component import TYPE_TOKEN, Calico
-from .errors import CalicoError
-from .inputs import InputError, Spec, args_from_inputs, input_specs, output_specs, outputs_of
+from ..component.calico import TYPE_TOKEN, Calico
+from ..component.inputs import InputError, Spec, args_from_inputs, input_specs, output_specs, outputs_of
+from ..errors import CalicoError
 
 PACKAGE = "calico-oke"
 DESCRIPTION = ("Calico network policy on Oracle OKE, every manifest object a managed resource: flannel removed when "

@@ -1,6 +1,6 @@
 """docs/inputs.md, the inputs and outputs reference, written from the same table as the package schema.
 
-Run ``python -m calico_component.inputs_doc > docs/inputs.md`` after changing ``CalicoArgs`` or
+Run ``python -m calico_component.component.inputs_doc > docs/inputs.md`` after changing ``CalicoArgs`` or
 ``Calico``'s outputs; ``tests/test_docs.py`` fails while the file differs from what this prints.
 """
 
@@ -17,7 +17,7 @@ For: anyone writing a program with the `Calico` component, in Python or through 
 (YAML, TypeScript, Go), or configuring the stack program with `pulumi config set`.
 
 Generated from `calico_component/calico_args.py` (each input's docstring) by
-`python -m calico_component.inputs_doc > docs/inputs.md`; `tests/test_docs.py` fails when this page
+`python -m calico_component.component.inputs_doc > docs/inputs.md`; `tests/test_docs.py` fails when this page
 and the code differ. The second column is the key in YAML, TypeScript and Go, and the stack
 program's `pulumi config` key. *Plain* inputs must be known at preview (not an Output), because they
 decide which objects exist.

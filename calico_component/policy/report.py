@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .verify_plan import STEPS
-from .verify_run import NodeResult, ProbeResult
+from .plan import STEPS
+from .run import NodeResult, ProbeResult
 
 #: Why policy can be accepted and not enforced, most likely first, each with how to look on the node.
 ENFORCEMENT_CAUSES = (

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import GuardError
+from ..errors import GuardError
 
 #: How many objects a message names before it only counts.
 NAMED = 5

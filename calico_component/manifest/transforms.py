@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigurationError, ManifestShapeError, shape_error
+from ..errors import ConfigurationError, ManifestShapeError, shape_error
 from .images import require_qualified_images, rewrite_images, validate_registry
 from .parsing import K8sObject, Manifest, describe
 from .releases import NetworkType, NodeOS, validate_network_type, validate_node_os

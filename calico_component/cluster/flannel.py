@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import pulumi
 import pulumi.dynamic as dyn
 
-from .credentials import load_kubeconfig, scrub, secret_values
-from .errors import ConfigurationError, FlannelRemovalError
+from ..credentials import load_kubeconfig, scrub, secret_values
+from ..errors import ConfigurationError, FlannelRemovalError
 from .oke_addon import GONE_STATES, disable_addon, refreshed_state
 
 DEFAULT_FLANNEL_ADDON_NAME = "Flannel"

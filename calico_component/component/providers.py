@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 
-from .credentials import load_kubeconfig
+from ..credentials import load_kubeconfig
 
 #: Provider settings every Calico object relies on (docs/component.md, "Providers and in-place changes"):
 #: server-side apply, so drift is repaired field by field; ConfigMaps and Secrets updated in

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import GuardError
-from .parsing import K8sObject, object_key
+from ..errors import GuardError
+from ..manifest.parsing import K8sObject, object_key
 
 OWNER_ANNOTATION = "calico-oke.io/stack"
 #: Field managers pulumi-kubernetes writes with (``pulumi-kubernetes`` for creates, ``pulumi-kubernetes-<id>`` for SSA).
@@ -182,7 +182,7 @@ class _Collected(logging.Handler):
 
 def _exec_failure(doc: dict[str, Any], logged: Sequence[str], secrets: set[str]) -> str | None:
     """What a failing exec credential plugin said, with its command, or None when it worked (or there is none)."""
-    from .credentials import scrub
+    from ..credentials import scrub
 
     contexts = {c.get("name"): c.get("context") or {} for c in doc.get("contexts") or []}
     user_name = (contexts.get(doc.get("current-context")) or {}).get("user")
@@ -234,7 +234,7 @@ def api_client_for(kubeconfig: str, purpose: str) -> Iterator[Any]:
     output; no secret of the kubeconfig is quoted."""
     from kubernetes import config
 
-    from .credentials import load_kubeconfig, scrub, secret_values
+    from ..credentials import load_kubeconfig, scrub, secret_values
 
     secrets = secret_values(kubeconfig)
     try:

@@ -7,9 +7,26 @@ from dataclasses import dataclass
 
 import pulumi
 
-from . import ownership, retired
-from .calico_args import CalicoArgs as CalicoArgs
-from .calico_args import validate_args
+from ..cluster import ownership, retired
+from ..cluster.flannel import DaemonSetAbsent, OkeAddonDisabled
+from ..cluster.ownership import OWNER_ANNOTATION, ClusterUnreachableError
+from ..cluster.policy_check import PolicyCheck, template_digest
+from ..cluster.rollout_wait import RolloutAwaited
+from ..errors import GuardError
+from ..manifest.fetch import FetchOptions
+from ..manifest.plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha
+from ..manifest.releases import (
+    NetworkType,
+    NodeOS,
+    UntestedCombinationWarning,
+    check_compatibility,
+    validate_network_type,
+    validate_node_os,
+)
+from ..manifest.render import RenderResult, render
+from ..manifest.transforms import is_calico_node
+from .args import CalicoArgs as CalicoArgs
+from .args import validate_args
 from .detect import (
     ClusterFacts,
     NodePoolFacts,
@@ -20,23 +37,7 @@ from .detect import (
     refuse_cni_mismatch,
     refuse_virtual_node_pools,
 )
-from .errors import GuardError
-from .fetch import FetchOptions
-from .flannel import DaemonSetAbsent, OkeAddonDisabled
-from .ownership import OWNER_ANNOTATION, ClusterUnreachableError
-from .plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha
-from .policy_check import PolicyCheck, template_digest
-from .providers import KubernetesOptions, checked_kubeconfig, create_providers
-from .releases import (
-    NetworkType,
-    NodeOS,
-    UntestedCombinationWarning,
-    check_compatibility,
-    validate_network_type,
-    validate_node_os,
-)
-from .render import RenderResult, render
-from .resources import (
+from .objects import (
     PATCH_FORCE_ANNOTATION,
     SKIP_AWAIT_ANNOTATION,
     check_supported,
@@ -45,8 +46,7 @@ from .resources import (
     logical_name,
     with_annotations,
 )
-from .rollout_wait import RolloutAwaited
-from .transforms import is_calico_node
+from .providers import KubernetesOptions, checked_kubeconfig, create_providers
 
 TYPE_TOKEN = "calico-oke:index:Calico"
 #: Calico's own pods: created after every CRD. Started before them, calico-node's startup cannot write

@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 import pulumi
 
-from .calico_args import OCI_AUTH_METHODS, CalicoArgs
-from .component import Calico
-from .errors import ConfigurationError
-from .plan import TYPHA_MODES
-from .releases import NETWORK_TYPES, NODE_OSES
+from ..errors import ConfigurationError
+from ..manifest.plan import TYPHA_MODES
+from ..manifest.releases import NETWORK_TYPES, NODE_OSES
+from .args import OCI_AUTH_METHODS, CalicoArgs
+from .calico import Calico
 
 Kind = Literal["string", "boolean", "integer", "number", "array"]
 _KINDS: dict[type, Kind] = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array"}
@@ -119,7 +119,7 @@ def _unwrap(hint: Any) -> tuple[Any, bool, bool]:
 def _kind(hint: Any, owner: str) -> tuple[Kind, Kind | None]:
     origin = typing.get_origin(hint) or hint
     if origin not in _KINDS:
-        raise TypeError(f"{owner}: {hint!r} has no schema type; add it to calico_component.inputs._KINDS")
+        raise TypeError(f"{owner}: {hint!r} has no schema type; add it to calico_component.component.inputs._KINDS")
     items = _kind(typing.get_args(hint)[0], owner)[0] if origin is list else None
     return _KINDS[origin], items
 

@@ -7,7 +7,7 @@ import copy
 import re
 from typing import Any
 
-from .errors import ConfigurationError, shape_error
+from ..errors import ConfigurationError, shape_error
 from .parsing import K8sObject, Manifest, describe
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$")

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import pulumi
 import pulumi.dynamic as dyn
 
+from ..errors import RolloutStalledError
 from . import rollout
-from .errors import RolloutStalledError
 
 #: How often the DaemonSet's status is read (one small request), and how often `up` is told how far it got. Its pods
 #: are listed only when the status says the rollout is done, and to name the pods holding up a stalled one.
@@ -125,7 +125,7 @@ def still_rolling(props: Mapping[str, Any]) -> bool:
     cannot be read here is left to the wait itself."""
     from kubernetes.client.exceptions import ApiException
 
-    from .errors import CalicoError
+    from ..errors import CalicoError
     from .ownership import api_client_for
 
     try:

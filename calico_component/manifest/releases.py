@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal, TypeVar, get_args
 
-from .errors import CompatibilityError, ConfigurationError, UnsupportedVersionError
+from ..errors import CompatibilityError, ConfigurationError, UnsupportedVersionError
 
 T = TypeVar("T")
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pulumi
 
-from .errors import FlannelRemovalError, OciApiError
-from .oke_api import TRANSIENT_STATUSES, Retry, call
+from ..errors import FlannelRemovalError, OciApiError
+from .oci_api import TRANSIENT_STATUSES, Retry, call
 
 #: The add-on is disabled (or there is none of that name): the state the resource wants.
 GONE_STATES = frozenset({"DELETED", "ABSENT"})

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .errors import OciApiError
+from ..errors import OciApiError
 
 T = TypeVar("T")
 

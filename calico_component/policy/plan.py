@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import ConfigurationError
-from .images import rewrite_image, validate_registry
+from ..errors import ConfigurationError
+from ..manifest.images import rewrite_image, validate_registry
 
 #: agnhost (Kubernetes' own e2e test image): ``netexec`` listens, ``connect HOST:PORT --timeout`` connects once and
 #: exits 0, or 1 with TIMEOUT / REFUSED / OTHER on stderr. Pinned by digest; ``image_registry`` rewrites it.

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import verify_plan as plan
-from .errors import PolicyCheckError
+from ..errors import PolicyCheckError
+from . import plan as plan
 
 #: Container waiting reasons after which a probe pod will not start by itself.
 _STUCK = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
@@ -355,7 +355,7 @@ def check_policy(kubeconfig: str, settings: plan.Settings, nodes: Sequence[str] 
     import urllib3
     from kubernetes.client.exceptions import ApiException
 
-    from .ownership import api_client_for
+    from ..cluster.ownership import api_client_for
 
     with api_client_for(kubeconfig, "check that network policy is enforced") as api_client:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 from .releases import NetworkType, one_of
 
 TyphaMode = Literal["auto", "on", "off"]

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pulumi
 
-from .errors import ConfigurationError
-from .flannel import DEFAULT_FLANNEL_ADDON_NAME
-from .plan import validate_typha_mode
-from .transforms import validate_max_unavailable
+from ..cluster.flannel import DEFAULT_FLANNEL_ADDON_NAME
+from ..errors import ConfigurationError
+from ..manifest.plan import validate_typha_mode
+from ..manifest.transforms import validate_max_unavailable
 
 OCI_AUTH_METHODS = ("api_key", "instance_principal", "resource_principal")
 
@@ -20,7 +20,7 @@ class CalicoArgs:
 
     ``calico_version`` and ``network_type`` decide which objects exist, so they must be
     plain values (not Outputs); ``cluster_id`` and ``kubeconfig`` may be Outputs. Each field's
-    docstring is also its description in the Pulumi package schema (``calico_component.inputs``).
+    docstring is also its description in the Pulumi package schema (``calico_component.component.inputs``).
     """
 
     calico_version: str

@@ -8,8 +8,8 @@ from typing import Any, cast
 
 import pulumi
 
-from .errors import ManifestShapeError
-from .parsing import K8sObject, object_key
+from ..errors import ManifestShapeError
+from ..manifest.parsing import K8sObject, object_key
 
 # (apiVersion, kind) -> (pulumi_kubernetes module, class). Every kind a Calico manifest of
 # the supported releases contains, plus the few a future release plausibly adds.

@@ -11,8 +11,8 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from .errors import PolicyNotEnforcedError
-from .transforms import find_calico_node
+from ..errors import PolicyNotEnforcedError
+from ..manifest.transforms import find_calico_node
 
 #: The inputs whose change re-runs the check; the kubeconfig is not one (a rotated credential changes no policy).
 RERUN_KEYS = ("trigger", "nodes", "image_registry", "pod_timeout_seconds")
@@ -32,7 +32,8 @@ def rerun_needed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
 def run(props: Mapping[str, Any]) -> dict[str, Any]:
     """Run the check with the resource's inputs; print one line per node and the summary (``up`` shows a dynamic
     provider's output); raise with the whole report when policy is not enforced on a node checked."""
-    from . import verify_report, verify_run
+    from ..policy import report as verify_report
+    from ..policy import run as verify_run
 
     settings = verify_run.new_settings(int(props["nodes"]), props.get("image_registry"),
                                        float(props["pod_timeout_seconds"]))

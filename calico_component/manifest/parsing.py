@@ -6,7 +6,7 @@ from typing import Any, TypedDict, cast
 
 import yaml
 
-from .errors import ManifestShapeError
+from ..errors import ManifestShapeError
 
 try:  # libyaml's C loader is ~10x faster on the 540 KB manifests.
     from yaml import CSafeDumper as _Dumper

@@ -8,8 +8,8 @@ from typing import Any
 
 import pulumi
 
-from .errors import ConfigurationError, GuardError
-from .releases import OKE_CNI_TYPE, NetworkType, NodeOS
+from ..errors import ConfigurationError, GuardError
+from ..manifest.releases import OKE_CNI_TYPE, NetworkType, NodeOS
 
 _GONE_POOL_STATES = frozenset({"DELETED", "DELETING", "FAILED"})
 _OS_RE = re.compile(r"oracle[-_ ]?linux[-_ ]?(\d+)", re.IGNORECASE)

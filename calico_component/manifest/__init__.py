@@ -1,0 +1,3 @@
+"""The manifest pipeline: Oracle's release table, fetching and verifying upstream manifests, parsing, and Oracle's edits
+as pure functions (no Pulumi, no cluster).
+"""
