@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calico_component import FetchOptions
-from calico_component.cluster.ownership import ClusterUnreachableError, check_cluster
+from calico_component.cluster.ownership import check_cluster
+from calico_component.errors import ClusterUnreachableError
 from calico_component.manifest.parsing import K8sObject
 from calico_component.manifest.render import render
 from tests.conftest import mirror_path

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -73,6 +78,28 @@ __all__ = [
     "render",
     "transform",
 ]
+
+
+#: Modules stacks deployed by calico-oke 0.1.0 name in their state (the pickled providers of their dynamic
+#: resources), answered by the one module that still loads those providers (``component.legacy``).
+LEGACY_MODULES = frozenset({f"{__name__}.flannel", f"{__name__}.rollout_wait", f"{__name__}.policy_check"})
+
+
+class _Legacy(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports a module name recorded in 0.1.0 state as ``component.legacy``."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        return importlib.machinery.ModuleSpec(fullname, self) if fullname in LEGACY_MODULES else None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return importlib.import_module(f"{__name__}.component.legacy")
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None
+
+
+if not any(isinstance(finder, _Legacy) for finder in sys.meta_path):
+    sys.meta_path.append(_Legacy())
 
 
 def __getattr__(name: str) -> Any:

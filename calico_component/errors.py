@@ -35,6 +35,28 @@ class GuardError(CalicoError):
     """A documented precondition of the OKE procedure is not met (existing nodes, virtual nodes, ...)."""
 
 
+class ClusterAccessError(CalicoError):
+    """calico-oke could not read or change the cluster itself: no answer, refused credentials or permissions, or an
+    error answer. ``status`` is the HTTP status, or None when no answer came."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        """No answer, throttling or a server-side fault: worth another attempt (a wait counts it as no progress)."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+class ClusterUnreachableError(ClusterAccessError):
+    """The API server did not answer (no route, a silent port, a timeout)."""
+
+
+class ClusterAuthError(ClusterAccessError):
+    """The API server refused the kubeconfig's credentials (401, a failing exec plugin) or its permissions (403)."""
+
+
 class FlannelRemovalError(CalicoError):
     """A flannel removal step (the OKE add-on, kube-flannel-ds) failed; the message says which and why."""
 
@@ -58,6 +80,10 @@ class PolicyNotEnforcedError(CalicoError):
 
 class RolloutStalledError(CalicoError):
     """A rollout made no progress (no more pods updated and ready) for the progress deadline."""
+
+
+class OperationStoppedError(CalicoError):
+    """A step of calico-oke's provider stopped because `pulumi up` was interrupted (the engine cancelled it)."""
 
 
 def shape_error(version: str, where: str, field: str, problem: str) -> ManifestShapeError:

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from calico_component import Calico, CalicoArgs
-from calico_component.errors import ConfigurationError, GuardError
+from calico_component.errors import ClusterUnreachableError, ConfigurationError, GuardError
+from calico_component.steps.types import BY_TOKEN
 from tests.conftest import OwnershipCall, kubeconfig_text, mirror_path, upstream_objects
 
 #: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
@@ -108,7 +109,7 @@ def test_vcn_native_registers_one_child_per_object(mocks: Recorder) -> Any:
         assert env["FELIX_CHAININSERTMODE"] == "Append" and env["FELIX_IPTABLESMANGLEALLOWACTION"] == "Return"
         assert env["FELIX_IPTABLESBACKEND"] == "NFT" and "FELIX_TYPHAK8SSERVICENAME" not in env
         assert not {"cni-bin-dir", "cni-net-dir", "cni-log-dir"} & {v["name"] for v in pod["volumes"]}
-        assert not [r for r in mocks.registered if r[0].startswith("pulumi-python:dynamic")]
+        assert not [r for r in mocks.registered if r[0] in BY_TOKEN]
         assert mocks.calls == []
 
     urns = pulumi.Output.all(*[c.urn for c in calico._children.values()])
@@ -140,8 +141,8 @@ def test_flannel_overlay_removal_steps_come_first(mocks: Recorder) -> Any:
         assert order[:2] == ["calico-flannel-addon", "calico-flannel-daemonset"]
         assert len(_k8s(mocks)) == 31
         addon = next(i for t, n, i in mocks.registered if n == "calico-flannel-addon")
-        assert addon["cluster_id"] == CLUSTER and addon["addon_name"] == "Flannel"
-        assert addon["existing_node_count"] == 0
+        assert addon["clusterId"] == CLUSTER and addon["addonName"] == "Flannel"
+        assert addon["existingNodeCount"] == 0
         ds = next(i for t, n, i in mocks.registered if n == "calico-flannel-daemonset")
         assert (ds["namespace"], ds["name"]) == ("kube-system", "kube-flannel-ds")
         assert mocks.by_type("pulumi:providers:kubernetes")
@@ -515,7 +516,7 @@ def test_an_unchecked_cluster_is_warned_about_only_for_releases_that_retire_poli
     kw: dict[str, Any] = {}
     if unreachable:
         def unreachable_check(*_: Any) -> None:
-            raise ownership.ClusterUnreachableError("cannot reach https://127.0.0.1:6443")
+            raise ClusterUnreachableError("cannot reach https://127.0.0.1:6443")
 
         monkeypatch.setattr(ownership, "check_cluster", unreachable_check)
         kw["kubeconfig"] = kubeconfig_text()
@@ -570,7 +571,7 @@ def test_an_unreachable_cluster_fails_closed_only_when_adopting(monkeypatch: pyt
     assert len(_k8s(rec)) == len(upstream_objects("3.31.5", "calico-policy-only.yaml"))
 
     def unreachable(*_: Any) -> None:
-        raise ownership.ClusterUnreachableError("https://10.0.0.5:6443 did not answer within 3s to connect")
+        raise ClusterUnreachableError("https://10.0.0.5:6443 did not answer within 3s to connect")
 
     monkeypatch.setattr(ownership, "check_cluster", unreachable)
     if not adopt:

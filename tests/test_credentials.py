@@ -9,7 +9,7 @@ import traceback
 import pytest
 
 from calico_component import FetchOptions
-from calico_component.cluster.flannel import _k8s_api
+from calico_component.cluster import flannel
 from calico_component.credentials import load_kubeconfig, redact_url, scrub, secret_values
 from calico_component.errors import ConfigurationError, FlannelRemovalError
 from calico_component.manifest.render import render
@@ -104,11 +104,11 @@ def test_flannel_step_kubeconfig_errors_are_scrubbed() -> None:
     """The flannel step's kubeconfig errors (the Kubernetes client's) never contain the token."""
     broken = kubeconfig_text(token=TOKEN).replace(f"token: {TOKEN}", f"token: {TOKEN}: [oops")
     with pytest.raises(FlannelRemovalError) as info:
-        _k8s_api({"kubeconfig": broken, "namespace": "kube-system", "name": "kube-flannel-ds"})
+        flannel.present(broken, "kube-system", "kube-flannel-ds")
     assert TOKEN not in "".join(traceback.format_exception(info.value)) and "not valid YAML" in str(info.value)
     no_context = kubeconfig_text(token=TOKEN).replace("current-context: ctx\n", "current-context: missing\n")
     with pytest.raises(FlannelRemovalError) as info:
-        _k8s_api({"kubeconfig": no_context, "namespace": "kube-system", "name": "kube-flannel-ds"})
+        flannel.present(no_context, "kube-system", "kube-flannel-ds")
     assert TOKEN not in "".join(traceback.format_exception(info.value))
     assert "kube-system/kube-flannel-ds" in str(info.value)
 

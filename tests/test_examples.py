@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from calico_component.steps.types import ROLLOUT_AWAITED
 from tests.conftest import REPO, kubeconfig_text, mirror_path, upstream_image, upstream_objects
 from tests.e2e.readme import OKE_PROGRAM, marked_block
 from tests.test_component import _is_secret
@@ -124,7 +125,7 @@ def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch) -> None:
     installed = [t for t, _, _ in m.registered if t.startswith("kubernetes:")]
     assert len(installed) == len(upstream_objects(EXAMPLES_VERSION, "calico-policy-only.yaml"))
     assert _calico_node_image(m) == upstream_image(EXAMPLES_VERSION)
-    assert [n for t, n, _ in m.registered if t.startswith("pulumi-python:dynamic")] == ["calico-calico-node-rollout"]
+    assert [n for t, n, _ in m.registered if t == ROLLOUT_AWAITED.token] == ["calico-calico-node-rollout"]
     assert not [n for _, n, _ in m.registered if "flannel" in n]
     assert not [t for t, _, _ in m.registered if t.startswith("oci:")]
 

@@ -5,16 +5,61 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from calico_component.cluster.flannel import OkeAddonDisabledProvider
 from calico_component.errors import CalicoError, FlannelRemovalError, OciApiError
+from calico_component.steps.addon import OkeAddonDisabledStep
+from calico_component.steps.handler import Diff, Failure, Operation
+from calico_component.steps.types import snake
 from tests.fake_oke import FakeOke, write_oci_config
 
 CLUSTER = "ocid1.cluster.oc1.iad.aaaaaaaatest"
+
+
+def _camel(props: dict[str, Any]) -> dict[str, Any]:
+    return {re.sub(r"_([a-z])", lambda m: m[1].upper(), k): v for k, v in props.items()}
+
+
+def _snake(props: dict[str, Any]) -> dict[str, Any]:
+    return {snake(k): v for k, v in props.items()}
+
+
+@dataclass
+class Result:
+    outs: dict[str, Any] | None = None
+    failures: list[Failure] = field(default_factory=list)
+    id: str = ""
+
+
+class OkeAddonDisabledProvider:
+    """The add-on step as calico-oke's provider runs it, on these tests' snake_case properties."""
+
+    def __init__(self, warned: list[str] | None = None) -> None:
+        self.step = OkeAddonDisabledStep()
+        self.op = Operation(warn=(warned if warned is not None else []).append)
+
+    def create(self, props: dict[str, Any]) -> Result:
+        resource_id, outs = self.step.create(_camel(props), self.op)
+        return Result(_snake(outs), id=resource_id)
+
+    def read(self, id_: str, props: dict[str, Any]) -> Result:
+        return Result(_snake(self.step.read(id_, _camel(props), self.op)))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> Result:
+        return Result(_snake(self.step.update(_camel(olds), _camel(news), self.op)))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        self.step.delete(id_, _camel(props), self.op)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> Result:
+        return Result(failures=self.step.check(_camel(olds) or None, _camel(news), self.op))
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> Diff:
+        return self.step.diff(_camel(olds), _camel(news))
 
 
 @pytest.fixture()
@@ -212,14 +257,11 @@ def test_refresh_keeps_the_last_state_when_oci_cannot_be_reached(oke: FakeOke, t
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """read() returns the live state when OCI answers; when it answers 503 past the refresh budget, the last known
     state with a warning; a 403 still fails the refresh."""
-    import pulumi
-
     from calico_component.cluster import oke_addon
 
     monkeypatch.setattr(oke_addon, "REFRESH_TIMEOUT_SECONDS", 0.5)
     warned: list[str] = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda msg, *_a, **_k: warned.append(str(msg)))
-    provider = OkeAddonDisabledProvider()
+    provider = OkeAddonDisabledProvider(warned)
     outs = provider.create(_props(oke, tmp_path)).outs
     assert outs is not None
     oke.addons["Flannel"] = "ACTIVE"

@@ -13,7 +13,9 @@ from pulumi.errors import InputPropertiesError, InputPropertyError
 
 from calico_component import Calico, CalicoArgs
 from calico_component.component.inputs import InputError, args_from_config, args_from_inputs
-from calico_component.provider.server import CalicoProvider, schema
+from calico_component.provider.schema import schema
+from calico_component.provider.server import CalicoProvider
+from calico_component.steps.types import STEP_TYPES
 from tests.conftest import kubeconfig_text, mirror_path
 from tests.test_component import Recorder
 
@@ -194,12 +196,18 @@ def test_construct_refuses_another_type_with_a_property_error() -> None:
     assert info.value.errors and info.value.errors[0]["reason"] == info.value.message
 
 
-def test_calico_class_is_hosted_as_is() -> None:
-    """The plugin hosts the very class Python programs use, under the documented type token."""
+def test_calico_class_is_hosted_as_is_beside_the_components_steps() -> None:
+    """The plugin hosts the very class Python programs use, under the documented type token, and describes each of
+    the component's steps as a custom resource with typed inputs, the kubeconfig secret."""
     from calico_component.component import calico as component
 
     assert Calico is component.Calico and component.TYPE_TOKEN == TOKEN
-    assert schema()["name"] == "calico-oke" and list(schema()["resources"]) == [TOKEN]
+    resources = schema()["resources"]
+    assert schema()["name"] == "calico-oke" and list(resources) == [TOKEN, *(s.token for s in STEP_TYPES)]
+    rollout = resources["calico-oke:index:RolloutAwaited"]
+    assert rollout["inputProperties"]["deadlineSeconds"]["type"] == "number"
+    assert rollout["inputProperties"]["kubeconfig"]["secret"] is True and "isComponent" not in rollout
+    assert resources["calico-oke:index:OkeAddonDisabled"]["inputProperties"]["existingNodeCount"]["type"] == "integer"
 
 
 def test_reading_input_descriptions_survives_cpythons_spurious_ast_error(monkeypatch: pytest.MonkeyPatch) -> None:

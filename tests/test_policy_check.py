@@ -12,19 +12,21 @@ import pulumi
 import pytest
 
 from calico_component import Calico, CalicoArgs
-from calico_component.cluster.policy_check import PolicyCheckProvider
 from calico_component.component import calico as component
 from calico_component.errors import ConfigurationError, PolicyNotEnforcedError
 from calico_component.manifest.fetch import FetchOptions
 from calico_component.manifest.render import render
 from calico_component.policy import run as verify_run
+from calico_component.steps.handler import Operation
+from calico_component.steps.policy import PolicyCheckStep
+from calico_component.steps.types import POLICY_CHECKED
 from tests.conftest import kubeconfig_text, mirror_path
 from tests.test_component import CLUSTER, Recorder, _is_secret
 from tests.test_verify import FakeCluster, _node
 
 pytestmark = pytest.mark.usefixtures("ownership_checks")
 
-DYNAMIC = "pulumi-python:dynamic:Resource"
+CHECK = POLICY_CHECKED.token
 SUMMARY = "verify: (what the provider returned)"
 
 
@@ -33,7 +35,7 @@ class CheckRecorder(Recorder):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         rid, outs = super().new_resource(args)
-        return rid, ({**outs, "summary": SUMMARY} if args.typ == DYNAMIC else outs)
+        return rid, ({**outs, "summary": SUMMARY} if args.typ == CHECK else outs)
 
 
 def _args(**kw: Any) -> CalicoArgs:
@@ -67,7 +69,7 @@ def _keep(into: dict[str, Any], name: str) -> Callable[[Any], None]:
 
 
 def _checks(rec: Recorder) -> dict[str, dict[str, Any]]:
-    return {name: inputs for typ, name, inputs in rec.registered if typ == DYNAMIC and name.endswith("-policy-check")}
+    return {name: inputs for typ, name, inputs in rec.registered if typ == CHECK}
 
 
 def _calico_node_digest(version: str, **kw: Any) -> str:
@@ -89,7 +91,7 @@ def test_verify_policy_adds_one_check_keyed_to_calico_nodes_template() -> None:
     assert list(checks) == ["checked-policy-check"]
     inputs = checks["checked-policy-check"]
     assert inputs["trigger"] == _calico_node_digest("3.31.5", image_registry="iad.ocir.io/t/c")
-    assert inputs["nodes"] == 2 and inputs["image_registry"] == "iad.ocir.io/t/c"
+    assert inputs["nodes"] == 2 and inputs["imageRegistry"] == "iad.ocir.io/t/c"
     assert _is_secret(inputs["kubeconfig"])
     assert outputs == {"plain": None, "checked": SUMMARY}
 
@@ -98,7 +100,7 @@ def test_the_check_waits_for_every_awaited_workload(monkeypatch: pytest.MonkeyPa
     """The check depends on calico-node, its rollout (awaited by progress) and both Deployments: it only runs once
     they were awaited, and depends on nothing else."""
     seen: list[list[Any]] = []
-    from calico_component.cluster.policy_check import PolicyCheck
+    from calico_component.component.steps import PolicyCheck
 
     def capture(name: str, **kw: Any) -> Any:
         seen.append(list(kw["opts"].depends_on or []))
@@ -112,7 +114,7 @@ def test_the_check_waits_for_every_awaited_workload(monkeypatch: pytest.MonkeyPa
     assert waited == ["calico-daemonset-kube-system-calico-node",
                       "calico-deployment-kube-system-calico-kube-controllers",
                       "calico-deployment-kube-system-calico-typha"]
-    from calico_component.cluster.rollout_wait import RolloutAwaited
+    from calico_component.component.steps import RolloutAwaited
 
     assert [type(d) for d in seen[0] if not any(d is c for c in children.values())] == [RolloutAwaited]
     assert len(seen[0]) == len(waited) + 1
@@ -139,17 +141,17 @@ def test_the_check_runs_again_only_when_calico_node_changes() -> None:
     trigger = {name.removesuffix("-policy-check"): i["trigger"] for name, i in _checks(rec).items()}
     assert trigger["typha"] == trigger["base"]
     assert len({trigger["base"], trigger["newer"], trigger["mirrored"]}) == 3
-    news = {"kubeconfig": "a", "trigger": trigger["base"], "nodes": 3, "image_registry": None,
-            "pod_timeout_seconds": 120.0, "summary": None, "node_lines": None}
-    olds = {**news, "summary": "verify: policy enforced ...", "node_lines": ["n1: policy enforced"],
-            "__provider": "serialized"}
-    provider = PolicyCheckProvider()
-    assert provider.diff("policy-check", olds, dict(news)).changes is False
-    assert provider.diff("policy-check", olds, {**news, "kubeconfig": "rotated"}).changes is False
-    upgrade = provider.diff("policy-check", olds, {**news, "trigger": trigger["newer"]})
+    news = {"kubeconfig": kubeconfig_text(), "trigger": trigger["base"], "nodes": 3, "imageRegistry": None,
+            "podTimeoutSeconds": 120.0}
+    olds = {**news, "summary": "verify: policy enforced ...", "nodeLines": ["n1: policy enforced"]}
+    step = PolicyCheckStep()
+    assert step.diff(olds, dict(news)).changes is False
+    assert step.diff(olds, {**news, "kubeconfig": kubeconfig_text(token="rotated-0123456789")}).changes is False
+    upgrade = step.diff(olds, {**news, "trigger": trigger["newer"]})
     assert upgrade.changes is True and not upgrade.replaces
-    for key, value in {"nodes": 5, "image_registry": "iad.ocir.io/t/c", "pod_timeout_seconds": 30.0}.items():
-        assert provider.diff("policy-check", olds, {**news, key: value}).changes is True, key
+    for key, value in {"nodes": 5, "imageRegistry": "iad.ocir.io/t/c", "podTimeoutSeconds": 30.0}.items():
+        assert step.diff(olds, {**news, key: value}).changes is True, key
+    assert step.diff(olds, {**news, "kubeconfig": kubeconfig_text(server="https://10.0.0.9:6443")}).diffs == ("cluster",)
 
 
 @pytest.mark.parametrize(("kwargs", "needle"), [
@@ -173,7 +175,7 @@ def test_verify_policy_inputs_are_refused_before_registration(kwargs: dict[str, 
 
 def _fake_check(mode: str, seen: list[Any]) -> Callable[..., list[verify_run.NodeResult]]:
     """verify_run.check_policy over an in-memory cluster of two nodes that enforces or ignores policy."""
-    def check_policy(kubeconfig: str, settings: Any, nodes: Any = None) -> list[verify_run.NodeResult]:
+    def check_policy(kubeconfig: str, settings: Any, nodes: Any = None, stop: Any = None) -> list[verify_run.NodeResult]:
         seen.append((kubeconfig, settings))
         fast = type(settings)(namespace=settings.namespace, nodes=settings.nodes, image=settings.image,
                               pod_timeout_seconds=0.05, settle_seconds=0)
@@ -181,30 +183,30 @@ def _fake_check(mode: str, seen: list[Any]) -> Callable[..., list[verify_run.Nod
     return check_policy
 
 
-def test_the_provider_reports_each_node_and_fails_up_where_policy_is_ignored(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_provider_reports_each_node_and_fails_up_where_policy_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     """On an enforcing cluster create runs the check with the resource's kubeconfig, node count and registry, returns
-    the summary and prints one line per node (what `up` shows); on a cluster that ignores policy it raises one error
-    naming each node, the failed step and the likely causes."""
-    props = {"kubeconfig": kubeconfig_text(), "trigger": "t", "nodes": 2, "image_registry": "iad.ocir.io/t/c",
-             "pod_timeout_seconds": 120.0}
+    the summary and reports one line per node (what `up` shows under the resource); on a cluster that ignores policy
+    it raises one error naming each node, the failed step and the likely causes."""
+    props = {"kubeconfig": kubeconfig_text(), "trigger": "t", "nodes": 2, "imageRegistry": "iad.ocir.io/t/c",
+             "podTimeoutSeconds": 120.0}
     seen: list[Any] = []
+    shown: list[str] = []
+    op = Operation(report=shown.append)
     monkeypatch.setattr(verify_run, "check_policy", _fake_check("enforce", seen))
-    outs = PolicyCheckProvider().create(dict(props)).outs
-    assert outs is not None and outs["summary"] == ("verify: policy enforced on 2 of 2 nodes checked (n1, n2): "
-                                                    "default-deny, label allow, egress deny")
+    _, outs = PolicyCheckStep().create(dict(props), op)
+    assert outs["summary"] == ("verify: policy enforced on 2 of 2 nodes checked (n1, n2): "
+                               "default-deny, label allow, egress deny")
     (kubeconfig, settings), = seen
     assert kubeconfig == kubeconfig_text() and settings.nodes == 2 and settings.pod_timeout_seconds == 120.0
     assert settings.image.startswith("iad.ocir.io/t/c/e2e-test-images/agnhost:")
-    shown = capsys.readouterr().out.splitlines()
     assert shown[0].startswith("n1: policy enforced") and shown[1].startswith("n2: policy enforced")
-    assert shown[-1] == outs["summary"] and outs["node_lines"] == shown[:2]
+    assert shown[-1] == outs["summary"] and outs["nodeLines"] == shown[:2]
     one = dict(props, nodes=1)
     monkeypatch.setattr(verify_run, "check_policy", _fake_check("enforce", seen))
-    assert PolicyCheckProvider().create(one).outs["node_lines"] == [shown[0]]  # type: ignore[index]
+    assert PolicyCheckStep().create(one, Operation())[1]["nodeLines"] == [shown[0]]
     monkeypatch.setattr(verify_run, "check_policy", _fake_check("ignore", seen))
     with pytest.raises(PolicyNotEnforcedError) as failed:
-        PolicyCheckProvider().update("policy-check", props, dict(props))
+        PolicyCheckStep().update(props, dict(props), Operation())
     message = str(failed.value)
     assert message.startswith("verify: policy NOT enforced on n1, n2")
     assert "n1: FAILED at step 'default-deny'" in message and "n2: FAILED at step 'default-deny'" in message

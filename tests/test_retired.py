@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from calico_component.cluster import ownership
+from calico_component.cluster.kube import session
 from calico_component.cluster.retired import (
     RETIRED_POLICY_KINDS,
     Found,
+    RetiredCheck,
     RetiredPolicyError,
     check_cluster,
     image_version,
@@ -20,6 +20,8 @@ from calico_component.cluster.retired import (
     retired_kinds,
     retired_problem,
 )
+from calico_component.errors import ClusterAuthError
+from tests.fake_kube import FakeKube, kubeconfig_for
 
 ANP, BANP = RETIRED_POLICY_KINDS
 
@@ -76,67 +78,55 @@ def test_image_tags_give_the_running_release() -> None:
 NODE_PATH = "/apis/apps/v1/namespaces/kube-system/daemonsets/calico-node"
 
 
-def _node(image: str) -> tuple[int, bytes]:
-    spec = {"template": {"spec": {"containers": [{"name": "calico-node", "image": image}]}}}
-    return 200, json.dumps({"spec": spec}).encode()
+def _node(image: str) -> tuple[int, dict[str, Any]]:
+    return 200, {"spec": {"template": {"spec": {"containers": [{"name": "calico-node", "image": image}]}}}}
 
 
-def _items(*names: str) -> tuple[int, bytes]:
-    return 200, json.dumps({"items": [{"metadata": {"name": n}} for n in names]}).encode()
-
-
-def _serve(monkeypatch: pytest.MonkeyPatch, answers: dict[str, tuple[int, bytes]]) -> list[str]:
-    """The API server as a table of path -> (status, body); a path not in it is a 404. Returns the paths asked for."""
-    asked: list[str] = []
-
-    def get(_client: Any, path: str) -> tuple[int, bytes]:
-        asked.append(path)
-        return answers.get(path, (404, b"{}"))
-
-    monkeypatch.setattr(ownership, "get", get)
-    return asked
-
-
-def test_reading_the_cluster_lists_the_retired_kinds_and_the_running_release(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Objects of both kinds are found by name; no CRD (404) means none; calico-node's tag says whether they are
-    enforced now."""
-    _serve(monkeypatch, {ANP.path: _items("b-deny", "a-allow"), BANP.path: _items("default"),
-                         NODE_PATH: _node("quay.io/calico/node:v3.31.5")})
-    result = read_cluster(object(), "3.32.0")
-    assert [(f.kind.kind, f.name) for f in result.found] == [
-        ("AdminNetworkPolicy", "a-allow"), ("AdminNetworkPolicy", "b-deny"), ("BaselineAdminNetworkPolicy", "default")]
-    assert not result.already_unenforced
-    _serve(monkeypatch, {ANP.path: _items("a-allow"), NODE_PATH: _node("quay.io/calico/node:v3.32.0")})
-    result = read_cluster(object(), "3.32.0")
-    assert [f.name for f in result.found] == ["a-allow"] and result.already_unenforced
-    _serve(monkeypatch, {NODE_PATH: _node("quay.io/calico/node:v3.31.5")})
-    assert read_cluster(object(), "3.32.0").found == ()
-
-
-def test_a_forbidden_listing_is_an_error_not_an_empty_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A listing answered 200 is read; one answered 403 is a RetiredPolicyError naming the resource and the status."""
-    _serve(monkeypatch, {ANP.path: _items("a-allow")})
-    assert [f.name for f in read_cluster(object(), "3.32.0").found] == ["a-allow"]
-    _serve(monkeypatch, {ANP.path: (403, b"{}")})
-    with pytest.raises(RetiredPolicyError, match=r"adminnetworkpolicies\.policy\.networking\.k8s\.io.*HTTP 403"):
-        read_cluster(object(), "3.32.0")
+def _items(*names: str) -> tuple[int, dict[str, Any]]:
+    return 200, {"items": [{"metadata": {"name": n}} for n in names]}
 
 
 @contextlib.contextmanager
-def _client(_kubeconfig: str, _purpose: str) -> Iterator[object]:
-    yield object()
+def _api(answers: dict[str, tuple[int, dict[str, Any]]]) -> Iterator[FakeKube]:
+    """An API server on 127.0.0.1 answering GETs of the paths in ``answers``; any other path is a 404."""
+    with FakeKube(answers={("GET", path): answer for path, answer in answers.items()}) as kube:
+        yield kube
 
 
-def test_check_refuses_a_new_release_warns_on_a_retired_one_and_skips_older_ones(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def _read(answers: dict[str, tuple[int, dict[str, Any]]], version: str) -> RetiredCheck:
+    with _api(answers) as api, session(kubeconfig_for(api.server), "test") as kube:
+        return read_cluster(kube, version)
+
+
+def test_reading_the_cluster_lists_the_retired_kinds_and_the_running_release() -> None:
+    """Objects of both kinds are found by name; no CRD (404) means none; calico-node's tag says whether they are
+    enforced now."""
+    result = _read({ANP.path: _items("b-deny", "a-allow"), BANP.path: _items("default"),
+                    NODE_PATH: _node("quay.io/calico/node:v3.31.5")}, "3.32.0")
+    assert [(f.kind.kind, f.name) for f in result.found] == [
+        ("AdminNetworkPolicy", "a-allow"), ("AdminNetworkPolicy", "b-deny"), ("BaselineAdminNetworkPolicy", "default")]
+    assert not result.already_unenforced
+    result = _read({ANP.path: _items("a-allow"), NODE_PATH: _node("quay.io/calico/node:v3.32.0")}, "3.32.0")
+    assert [f.name for f in result.found] == ["a-allow"] and result.already_unenforced
+    assert _read({NODE_PATH: _node("quay.io/calico/node:v3.31.5")}, "3.32.0").found == ()
+
+
+def test_a_forbidden_listing_is_an_error_not_an_empty_cluster() -> None:
+    """A listing answered 200 is read; one answered 403 is a ClusterAuthError naming the resource, the status and the
+    fix (never an empty result)."""
+    assert [f.name for f in _read({ANP.path: _items("a-allow")}, "3.32.0").found] == ["a-allow"]
+    with pytest.raises(ClusterAuthError, match=r"adminnetworkpolicies\.policy\.networking\.k8s\.io.*HTTP 403.*RBAC"):
+        _read({ANP.path: (403, {})}, "3.32.0")
+
+
+def test_check_refuses_a_new_release_warns_on_a_retired_one_and_skips_older_ones() -> None:
     """With AdminNetworkPolicy objects present: an upgrade from 3.31.5 to 3.32.0 is refused; with calico-node on 3.32.0
     already, the same objects only give a warning text; a target of 3.31.5 does not even read the cluster."""
-    monkeypatch.setattr(ownership, "api_client_for", _client)
-    _serve(monkeypatch, {ANP.path: _items("a-allow"), NODE_PATH: _node("quay.io/calico/node:v3.31.5")})
-    with pytest.raises(RetiredPolicyError, match=r"AdminNetworkPolicy a-allow.*Nothing was changed"):
-        check_cluster("kubeconfig", "3.32.0")
-    _serve(monkeypatch, {ANP.path: _items("a-allow"), NODE_PATH: _node("quay.io/calico/node:v3.32.0")})
-    warning = check_cluster("kubeconfig", "3.32.0")
+    with _api({ANP.path: _items("a-allow"), NODE_PATH: _node("quay.io/calico/node:v3.31.5")}) as api, \
+            pytest.raises(RetiredPolicyError, match=r"AdminNetworkPolicy a-allow.*Nothing was changed"):
+        check_cluster(kubeconfig_for(api.server), "3.32.0")
+    with _api({ANP.path: _items("a-allow"), NODE_PATH: _node("quay.io/calico/node:v3.32.0")}) as api:
+        warning = check_cluster(kubeconfig_for(api.server), "3.32.0")
     assert warning is not None and "They have no effect" in warning
-    asked = _serve(monkeypatch, {ANP.path: _items("a-allow"), NODE_PATH: _node("quay.io/calico/node:v3.31.5")})
-    assert check_cluster("kubeconfig", "3.31.5") is None and asked == []
+    with _api({ANP.path: _items("a-allow"), NODE_PATH: _node("quay.io/calico/node:v3.31.5")}) as api:
+        assert check_cluster(kubeconfig_for(api.server), "3.31.5") is None and api.seen == []

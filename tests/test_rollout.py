@@ -15,6 +15,9 @@ from calico_component import Calico, CalicoArgs, RolloutStalledError
 from calico_component.cluster import rollout as ro
 from calico_component.cluster import rollout_wait
 from calico_component.component.objects import SKIP_AWAIT_ANNOTATION
+from calico_component.errors import ClusterAccessError, ClusterAuthError, ClusterUnreachableError
+from calico_component.steps.handler import Operation
+from calico_component.steps.rollout import RolloutAwaitedStep
 from tests.conftest import kubeconfig_text, mirror_path
 from tests.test_component import Recorder
 
@@ -96,7 +99,7 @@ class Scripted:
 
     def __init__(self, looks: list[ro.Rollout | Exception], settled_early: int = 0) -> None:
         self.looks: Iterator[ro.Rollout | Exception] = iter(looks)
-        self.state: ro.Rollout | Exception = OSError("no glance yet")
+        self.state: ro.Rollout | Exception = ClusterUnreachableError("no glance yet")
         self.now = 0.0
         self.pod_lists = 0
         #: The status says "settled" this many polls before the pods show it (a status that runs ahead of them).
@@ -116,7 +119,7 @@ class Scripted:
     def look(self, namespace: str, name: str) -> ro.Rollout:
         self.pod_lists += 1
         if self.lists_fail:
-            raise OSError("the pod listing timed out")
+            raise ClusterUnreachableError("the pod listing timed out")
         if isinstance(self.state, Exception):
             raise self.state
         return self.state
@@ -139,7 +142,7 @@ def _wait(cluster: Scripted, deadline: float, reports: list[tuple[float, str]] |
             reports.append((cluster.now, line))
 
     return rollout_wait.wait(cluster, "kube-system", "calico-node", deadline,  # type: ignore[arg-type]
-                             sleep=cluster.sleep, clock=cluster.clock, report=report)
+                             pause=cluster.sleep, clock=cluster.clock, report=report)
 
 
 @pytest.fixture(autouse=True)
@@ -173,7 +176,7 @@ def test_a_stalled_rollout_fails_a_deadline_after_its_last_progress_naming_the_p
     for current in range(0, 3):
         looks += [_at(current, held=stuck)] * 10
     # 3 of 10 at 60 s, then the API server fails three looks (62-66 s): no progress, and no reset of the deadline
-    looks += [_at(3, held=stuck)] + [OSError("connection refused")] * 3 + [_at(3, held=stuck)] * 100
+    looks += [_at(3, held=stuck)] + [ClusterUnreachableError("connection refused")] * 3 + [_at(3, held=stuck)] * 100
     cluster = Scripted(looks)
     with pytest.raises(RolloutStalledError) as failed:
         _wait(cluster, deadline=20)
@@ -232,7 +235,7 @@ def test_a_stall_whose_pods_cannot_be_listed_still_gives_the_counts() -> None:
 def test_an_api_server_that_never_answers_fails_at_the_deadline_saying_so() -> None:
     """Every look fails: after the deadline the wait gives up naming the DaemonSet and the API server, and it
     reported no counts (it never saw any)."""
-    cluster = Scripted([OSError("connection refused")] * 100)
+    cluster = Scripted([ClusterUnreachableError("connection refused")] * 100)
     reports: list[tuple[float, str]] = []
     with pytest.raises(RolloutStalledError, match=r"^kube-system/calico-node: the API server did not answer for 20s"):
         _wait(cluster, deadline=20, reports=reports)
@@ -265,14 +268,14 @@ def test_a_look_counts_only_the_daemonsets_own_pods_and_revisions() -> None:
                  _owned_by("other", {"revision": 11, "metadata": {"labels": {ro.REVISION_LABEL: "foreign"}}})]
     pods = [_owned_by("ds-uid", _pod("a")), _owned_by("ds-uid", _pod("b")),
             _owned_by("other", _pod("x", "foreign", ready=False))]
-    cluster = rollout_wait.Cluster(None)
-    cluster.apps = _Api(read_namespaced_daemon_set=ds, list_namespaced_controller_revision={"items": revisions})
-    cluster.core = _Api(list_namespaced_pod={"items": pods})
+    kube = SimpleNamespace(apps=_Api(read_namespaced_daemon_set=ds, list_namespaced_controller_revision={"items": revisions}),
+                           core=_Api(list_namespaced_pod={"items": pods}), call=lambda _what, fn: fn())
+    cluster = rollout_wait.Cluster(kube)  # type: ignore[arg-type]
     seen = cluster.look("kube-system", "calico-node")
     assert seen.revision == NEW and seen.current == 2 and seen.complete and seen.held == ()
     # the same look with that pod owned by calico-node: it is one of the DaemonSet's pods, listed as held
     pods[2] = _owned_by("ds-uid", pods[2])
-    cluster.core = _Api(list_namespaced_pod={"items": pods})
+    kube.core = _Api(list_namespaced_pod={"items": pods})
     held = cluster.look("kube-system", "calico-node")
     assert [(h.node, h.reason) for h in held.held] == [("x", "runs the previous template, waiting for its turn")]
 
@@ -317,30 +320,48 @@ def test_the_component_awaits_calico_node_by_progress_when_it_can_read_the_clust
     skipped = _calico_node_annotations(rec).get(SKIP_AWAIT_ANNOTATION) == "true"
     if deadline is not None:
         assert list(waits) == ["calico-calico-node-rollout"] and skipped
-        assert waits["calico-calico-node-rollout"]["deadline_seconds"] == deadline
+        assert waits["calico-calico-node-rollout"]["deadlineSeconds"] == deadline
         assert waits["calico-calico-node-rollout"]["name"] == "calico-node"
     else:
         assert waits == {} and skipped == bool(kw.get("skip_await"))
 
 
-def test_the_rollout_is_awaited_again_for_a_new_template_or_one_still_rolling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the rollout complete on the cluster, a new template or deadline means a wait, the same template or a
-    rotated kubeconfig does not (a no-op `up`); with the rollout unfinished (an earlier `up` failed or was interrupted,
-    or a revert to the recorded template mid-rollout), the same inputs mean a wait too."""
-    seen = [_at(10)]
-    monkeypatch.setattr(rollout_wait, "_look", lambda *_: seen[0])
-    provider = rollout_wait.RolloutProvider()
+def test_the_rollout_is_awaited_again_for_a_new_template_another_cluster_or_one_left_unfinished(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new template or deadline, or another cluster, means a wait; the same inputs or a rotated token do not (a
+    no-op `up`), and diff reads nothing. A refresh that finds a pod still on the old template (an `up` interrupted
+    half-way, or a revert mid-rollout) records it, and then the same inputs mean a wait too; a cluster that cannot
+    be read keeps what was recorded."""
+    step = RolloutAwaitedStep()
+    monkeypatch.setattr(rollout_wait, "session", _no_cluster)
     olds = {"kubeconfig": kubeconfig_text(), "namespace": "kube-system", "name": "calico-node", "trigger": "t1",
-            "deadline_seconds": 600.0, "pods": 3, "__provider": "serialized"}
-    news = {**olds, "pods": None}
-    del news["__provider"]
-    assert provider.diff("id", olds, news).changes is False
-    assert provider.diff("id", olds, {**news, "kubeconfig": kubeconfig_text(token="rotated-token-0123456789")}).changes \
-        is False
-    for key, value in (("trigger", "t2"), ("deadline_seconds", 60.0), ("name", "other"), ("namespace", "calico")):
-        assert provider.diff("id", olds, {**news, key: value}).changes is True, key
-    seen[0] = _at(4)
-    assert provider.diff("id", olds, news).changes is True
-    # A cluster that cannot be read now is left to the next wait: no change on its account.
-    seen[0] = None  # type: ignore[call-overload]
-    assert provider.diff("id", olds, news).changes is False
+            "deadlineSeconds": 600.0, "pods": 3, "rolledOut": True}
+    news = {k: v for k, v in olds.items() if k not in ("pods", "rolledOut")}
+    assert step.diff(olds, news).changes is False
+    assert step.diff(olds, {**news, "kubeconfig": kubeconfig_text(token="rotated-token-0123456789")}).changes is False
+    for key, value in (("trigger", "t2"), ("deadlineSeconds", 60.0), ("name", "other"), ("namespace", "calico")):
+        assert step.diff(olds, {**news, key: value}).changes is True, key
+    other = kubeconfig_text(server="https://10.0.0.9:6443")
+    assert step.diff(olds, {**news, "kubeconfig": other}).diffs == ("cluster",)
+    found: list[bool | None] = [False]
+    monkeypatch.setattr(rollout_wait, "rolled_out", lambda *_: found[0])
+    refreshed = step.read("id", olds, Operation())
+    assert refreshed["rolledOut"] is False and step.diff(refreshed, news).diffs == ("rolledOut",)
+    found[0] = None
+    assert step.read("id", olds, Operation()) == olds
+
+
+def _no_cluster(*_: Any) -> Any:
+    raise AssertionError("diff must not read the cluster")
+
+
+def test_a_failing_answer_during_a_wait_is_a_poll_without_progress_a_refusal_fails_at_once() -> None:
+    """An HTTP 500 (or 429, or no answer) between two looks only costs a poll: the rollout goes on and completes. A 401
+    fails the wait at once, with the fix, long before the deadline."""
+    cluster = Scripted([_at(2), ClusterAccessError("read DaemonSet failed: HTTP 500", 500), _at(5), _at(10)])
+    assert _wait(cluster, deadline=20).complete
+    cluster = Scripted([_at(2), ClusterAuthError("the API server rejected the kubeconfig's credentials (HTTP 401)", 401),
+                        *[_at(2)] * 50])
+    with pytest.raises(ClusterAuthError, match="HTTP 401"):
+        _wait(cluster, deadline=20)
+    assert cluster.now < 20

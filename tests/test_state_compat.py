@@ -1,30 +1,25 @@
-"""Stacks already deployed keep working after calico-oke's code moves: the providers their state records still load.
-
-Pulumi records each dynamic resource's provider in the stack's state as a pickle that names the provider's module and
-class (``__provider``); refresh, update and destroy of that resource load it from there. A class moved to another
-module without a name left behind breaks every existing stack's next command.
-"""
+"""Stacks deployed by calico-oke 0.1.0 keep working until their first `up` moves them: the dynamic providers their
+state names still load, and what they still do touches nothing; the provider reads their recorded state."""
 
 from __future__ import annotations
 
 import base64
-import pickletools
 
 import dill  # type: ignore[import-untyped]
-import pulumi.dynamic as dyn
 import pytest
-from pulumi.dynamic.dynamic import serialize_provider
 
-from calico_component.cluster.flannel import DaemonSetAbsentProvider, OkeAddonDisabledProvider
-from calico_component.cluster.policy_check import PolicyCheckProvider
-from calico_component.cluster.rollout_wait import RolloutProvider
+from calico_component.steps import legacy
+from calico_component.steps.daemonset import DaemonSetAbsentStep
+from calico_component.steps.rollout import RolloutAwaitedStep
+from calico_component.steps.types import ROLLOUT_AWAITED
+from tests.conftest import kubeconfig_text
 
-#: The (module, class) pairs stacks deployed by released calico-oke versions hold in their state.
+#: The (module, class) pairs stacks deployed by calico-oke 0.1.0 hold in their state (``__provider``).
 RECORDED = [
-    ("calico_component.cluster.flannel", "OkeAddonDisabledProvider"),
-    ("calico_component.cluster.flannel", "DaemonSetAbsentProvider"),
-    ("calico_component.cluster.rollout_wait", "RolloutProvider"),
-    ("calico_component.cluster.policy_check", "PolicyCheckProvider"),
+    ("calico_component.flannel", "OkeAddonDisabledProvider"),
+    ("calico_component.flannel", "DaemonSetAbsentProvider"),
+    ("calico_component.rollout_wait", "RolloutProvider"),
+    ("calico_component.policy_check", "PolicyCheckProvider"),
 ]
 
 
@@ -33,44 +28,31 @@ def _recorded(module: str, name: str) -> str:
     return base64.b64encode(b"\x80\x02c" + f"{module}\n{name}\n".encode() + b")\x81.").decode()
 
 
-def _load(recorded: str) -> object:
-    """What Pulumi's dynamic provider host does with a ``__provider`` value."""
-    return dill.loads(base64.b64decode(recorded))
-
-
-#: Today's provider classes, each of which a recorded name must load as.
-CURRENT: dict[str, type[dyn.ResourceProvider]] = {
-    "OkeAddonDisabledProvider": OkeAddonDisabledProvider, "DaemonSetAbsentProvider": DaemonSetAbsentProvider,
-    "RolloutProvider": RolloutProvider, "PolicyCheckProvider": PolicyCheckProvider,
-}
-
-
 @pytest.mark.parametrize(("module", "name"), RECORDED)
-def test_providers_recorded_in_existing_state_still_load(module: str, name: str) -> None:
-    """Each provider name existing stacks recorded loads as today's class of that provider."""
-    assert type(_load(_recorded(module, name))) is CURRENT[name]
+def test_providers_recorded_by_0_1_0_load_and_touch_nothing(module: str, name: str) -> None:
+    """What Pulumi's dynamic provider host does with each recorded ``__provider`` works: the class loads, a refresh
+    keeps the recorded state as it is, a destroy forgets the resource, and neither makes any call."""
+    provider = dill.loads(base64.b64decode(_recorded(module, name)))
+    assert type(provider).__name__ == name and type(provider).__module__ == "calico_component.component.legacy"
+    props = {"kubeconfig": "not a kubeconfig: nothing may read it", "namespace": "kube-system", "name": "calico-node"}
+    assert provider.read("id", dict(props)).outs == props
+    assert provider.delete("id", props) is None
 
 
-def _globals(raw: bytes) -> list[tuple[str, str]]:
-    """The (module, name) pairs a pickle loads by reference; a class pickled by value loads none of its own."""
-    found: list[tuple[str, str]] = []
-    strings: list[str] = []
-    for opcode, arg, _ in pickletools.genops(raw):
-        if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
-            strings.append(str(arg))
-        elif opcode.name == "STACK_GLOBAL":
-            found.append((strings[-2], strings[-1]))
-        elif opcode.name == "GLOBAL":
-            module, _, name = str(arg).partition(" ")
-            found.append((module, name))
-    return found
-
-
-@pytest.mark.parametrize("provider", [cls() for cls in CURRENT.values()], ids=list(CURRENT))
-def test_state_written_now_names_a_recorded_provider_by_reference(provider: dyn.ResourceProvider) -> None:
-    """A new `up` records the provider as a reference to one of the names above (so this list is the one to keep
-    loading), not as a class pickled by value, which would not survive a change of Python or of the class."""
-    raw = base64.b64decode(serialize_provider(provider))
-    assert _globals(raw) == [(type(provider).__module__, type(provider).__name__)]
-    assert (type(provider).__module__, type(provider).__name__) in RECORDED
-    assert type(dill.loads(raw)) is type(provider)
+def test_recorded_state_is_read_in_this_releases_shape() -> None:
+    """A rollout wait as 0.1.0 recorded it (snake_case, floats, the pickled provider) becomes this release's typed
+    state; with the same inputs its diff is empty (the first `up` only moves it), with a new template it waits."""
+    state = {"kubeconfig": kubeconfig_text(), "namespace": "kube-system", "name": "calico-node", "trigger": "t1",
+             "deadline_seconds": 600.0, "pods": 3.0, "__provider": _recorded(*RECORDED[2])}
+    assert legacy.is_legacy(state)
+    olds = legacy.translate(ROLLOUT_AWAITED, state)
+    assert olds == {"kubeconfig": kubeconfig_text(), "namespace": "kube-system", "name": "calico-node",
+                    "trigger": "t1", "deadlineSeconds": 600.0, "pods": 3}
+    news = {k: v for k, v in olds.items() if k != "pods"}
+    assert RolloutAwaitedStep().diff(olds, news).changes is False
+    assert RolloutAwaitedStep().diff(olds, {**news, "trigger": "t2"}).diffs == ("trigger",)
+    flannel = {"kubeconfig": kubeconfig_text(), "context": None, "namespace": "kube-system",
+               "name": "kube-flannel-ds", "present": False, "existed": True, "__provider": _recorded(*RECORDED[1])}
+    olds = legacy.translate(DaemonSetAbsentStep.type, flannel)
+    assert "context" not in olds and DaemonSetAbsentStep().diff(olds, {
+        "kubeconfig": kubeconfig_text(), "namespace": "kube-system", "name": "kube-flannel-ds"}).changes is False

@@ -12,7 +12,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from calico_component.provider import server as package
+from calico_component.provider import schema as package
 from tests.conftest import REPO
 
 

@@ -37,9 +37,9 @@ class Retry:
     sleep: Callable[[float], None] = time.sleep
 
     @classmethod
-    def within(cls, seconds: float, base_delay: float = 1.0) -> Retry:
-        """A budget of ``seconds`` from now."""
-        return cls(time.monotonic() + seconds, base_delay)
+    def within(cls, seconds: float, base_delay: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> Retry:
+        """A budget of ``seconds`` from now; ``sleep`` pauses between attempts (and raises when the step is stopped)."""
+        return cls(time.monotonic() + seconds, base_delay, sleep)
 
     def pause(self, attempt: int, retry_after: float | None) -> float | None:
         """The pause before attempt ``attempt + 1``: Retry-After when given, else jittered exponential backoff; None

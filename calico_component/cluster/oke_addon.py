@@ -4,9 +4,8 @@ one retry budget; what ``flannel.OkeAddonDisabled`` runs on create, update and r
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
-
-import pulumi
 
 from ..errors import FlannelRemovalError, OciApiError
 from .oci_api import TRANSIENT_STATUSES, Retry, call
@@ -57,10 +56,11 @@ def _oci_client(props: dict[str, Any]) -> Any:
         ) from exc
 
 
-def _budget(props: dict[str, Any], seconds: float | None = None) -> Retry:
-    """The retry budget of one add-on step: the add-on timeout (or ``seconds``), and the base backoff."""
+def _budget(props: dict[str, Any], pause: Callable[[float], None], seconds: float | None = None) -> Retry:
+    """The retry budget of one add-on step: the add-on timeout (or ``seconds``), the base backoff, and how to pause
+    (``pause`` raises when the operation is stopped)."""
     return Retry.within(seconds if seconds is not None else float(props.get("timeout_seconds") or 900),
-                        float(props.get("retry_base_seconds") or 1))
+                        float(props.get("retry_base_seconds") or 1), sleep=pause)
 
 
 def _addon_state(client: Any, props: dict[str, Any], retry: Retry) -> str:
@@ -137,9 +137,9 @@ def _request_disable(client: Any, props: dict[str, Any], retry: Retry) -> str | 
     return response.headers.get("opc-work-request-id") or None
 
 
-def disable_addon(props: dict[str, Any]) -> dict[str, Any]:
+def disable_addon(props: dict[str, Any], pause: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Make sure the add-on is disabled (and its resources removed); already disabled is success."""
-    client, retry = _oci_client(props), _budget(props)
+    client, retry = _oci_client(props), _budget(props, pause)
     poll = float(props.get("poll_seconds") or 5)
     state, work_request_id = _settled_state(client, props, retry), None
     while state not in GONE_STATES:
@@ -160,15 +160,16 @@ def disable_addon(props: dict[str, Any]) -> dict[str, Any]:
     return {**props, "addon_state": state, "work_request_id": work_request_id}
 
 
-def refreshed_state(props: dict[str, Any]) -> str | None:
+def refreshed_state(props: dict[str, Any], warn: Callable[[str], None],
+                    pause: Callable[[float], None] = time.sleep) -> str | None:
     """The add-on's state for ``pulumi refresh``; when OCI cannot be reached after the retries, the last known state,
     with a warning (a flaky OCI API must not fail every preview). Permanent answers (401, 403, 404) still fail."""
     try:
-        return _addon_state(_oci_client(props), props, _budget(props, REFRESH_TIMEOUT_SECONDS))
+        return _addon_state(_oci_client(props), props, _budget(props, pause, REFRESH_TIMEOUT_SECONDS))
     except OciApiError as exc:
         if exc.status is not None and exc.status not in TRANSIENT_STATUSES:
             raise
         last = props.get("addon_state")
-        pulumi.log.warn(f"refresh could not confirm the state of OKE add-on {props.get('addon_name')}, keeping the "
+        warn(f"refresh could not confirm the state of OKE add-on {props.get('addon_name')}, keeping the "
                         f"last known one ({last}): {exc}")
         return None if last is None else str(last)

@@ -12,9 +12,9 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import GuardError
+from .kube import Kube, refused, session
 
 #: How many objects a message names before it only counts.
 NAMED = 5
@@ -104,24 +104,20 @@ def retired_problem(found: Sequence[Found], calico_version: str, *, already_unen
             "again. Nothing was changed.")
 
 
-def _names(api_client: Any, kind: RetiredKind) -> list[str]:
+def _names(kube: Kube, kind: RetiredKind) -> list[str]:
     """Names of the live objects of ``kind``; none when its CRD is not installed."""
-    from .ownership import get
-
-    status, body = get(api_client, kind.path)
+    status, body = kube.get(kind.path)
     if status == 404:
         return []
     if status >= 300:
-        raise RetiredPolicyError(f"cannot list {kind.plural}.{kind.group} to check for policy Calico would no longer "
-                                 f"enforce: HTTP {status}")
+        raise refused(kube.server, status, f"list {kind.plural}.{kind.group} to check for policy Calico would no "
+                      "longer enforce")
     return sorted(str(item["metadata"]["name"]) for item in json.loads(body).get("items") or [])
 
 
-def _live_calico_node_version(api_client: Any) -> tuple[int, int, int] | None:
+def _live_calico_node_version(kube: Kube) -> tuple[int, int, int] | None:
     """The release the cluster's calico-node DaemonSet runs now, or None (not installed, or no readable tag)."""
-    from .ownership import get
-
-    status, body = get(api_client, "/apis/apps/v1/namespaces/kube-system/daemonsets/calico-node")
+    status, body = kube.get("/apis/apps/v1/namespaces/kube-system/daemonsets/calico-node")
     if status >= 300:
         return None
     containers = json.loads(body)["spec"]["template"]["spec"].get("containers") or []
@@ -137,11 +133,11 @@ class RetiredCheck:
     already_unenforced: bool
 
 
-def read_cluster(api_client: Any, calico_version: str) -> RetiredCheck:
+def read_cluster(kube: Kube, calico_version: str) -> RetiredCheck:
     """List the objects of every kind ``calico_version`` retires, and the live calico-node's release."""
     kinds = retired_kinds(calico_version)
-    found = tuple(Found(k, name) for k in kinds for name in _names(api_client, k))
-    live = _live_calico_node_version(api_client) if found else None
+    found = tuple(Found(k, name) for k in kinds for name in _names(kube, k))
+    live = _live_calico_node_version(kube) if found else None
     return RetiredCheck(found, already_unenforced=live is not None and all(live >= k.retired_in for k in kinds))
 
 
@@ -153,10 +149,8 @@ def check_cluster(kubeconfig: str, calico_version: str) -> str | None:
     """
     if not retired_kinds(calico_version):
         return None
-    from .ownership import api_client_for
-
-    with api_client_for(kubeconfig, "check for policy Calico would no longer enforce") as api_client:
-        result = read_cluster(api_client, calico_version)
+    with session(kubeconfig, "check for policy Calico would no longer enforce") as kube:
+        result = read_cluster(kube, calico_version)
     problem = retired_problem(result.found, calico_version, already_unenforced=result.already_unenforced)
     if problem and not result.already_unenforced:
         raise RetiredPolicyError(problem)

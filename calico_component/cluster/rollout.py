@@ -74,6 +74,14 @@ def glance(daemonset: Mapping[str, Any]) -> Glance:
     return Glance(str(meta.get("name") or "?"), desired, current, settled, str(generation))
 
 
+def rolled_out(daemonset: Mapping[str, Any]) -> bool:
+    """Whether every pod of the DaemonSet runs its current template, ready or not: false after a rollout that was
+    interrupted half-way (a pod still on the old template); true while a node is merely NotReady."""
+    meta, status = daemonset.get("metadata") or {}, daemonset.get("status") or {}
+    observed = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+    return observed and int(status.get("updatedNumberScheduled") or 0) >= int(status.get("desiredNumberScheduled") or 0)
+
+
 def newest_revision(revisions: Sequence[Mapping[str, Any]]) -> str:
     """The hash of the DaemonSet's newest ControllerRevision (its current template), '' when there is none yet."""
     if not revisions:

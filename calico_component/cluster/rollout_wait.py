@@ -1,6 +1,6 @@
-"""Waiting for calico-node's rollout with a progress deadline, as a Pulumi resource: `up` returns when every pod
-runs the current template and is ready, however long a healthy rollout takes, and fails when none more became ready
-for ``await_timeout_seconds``, naming the pods and nodes that hold it up."""
+"""Waiting for a DaemonSet's rollout with a progress deadline: done when every pod runs the current template and is
+ready, however long a healthy rollout takes; failed when no more pods became ready for ``deadline`` seconds, naming
+the pods and nodes that hold it up. Reads the cluster through ``kube``; the provider's ``RolloutAwaited`` runs it."""
 
 from __future__ import annotations
 
@@ -9,51 +9,47 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import pulumi
-import pulumi.dynamic as dyn
-
-from ..errors import RolloutStalledError
+from ..errors import ClusterAccessError, RolloutStalledError
 from . import rollout
+from .kube import REQUEST_TIMEOUT, Kube, session
 
 #: How often the DaemonSet's status is read (one small request), and how often `up` is told how far it got. Its pods
 #: are listed only when the status says the rollout is done, and to name the pods holding up a stalled one.
 POLL_SECONDS = 1.0
 REPORT_SECONDS = 30.0
-#: The inputs whose change means a new rollout to wait for (the kubeconfig is not one).
-REWAIT_KEYS = ("trigger", "namespace", "name", "deadline_seconds")
-_REQUEST_TIMEOUT = (5.0, 30.0)
 _T = TypeVar("_T")
 
 
-def _json(response: Any) -> Any:
-    return json.loads(response.data)
+def _noop(_: str) -> None:
+    return None
 
 
 class Cluster:
     """The reads of the rollout, as plain JSON: a glance at the DaemonSet's status, or a look at its pods too."""
 
-    def __init__(self, api_client: Any) -> None:
-        from kubernetes import client
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
 
-        self.apps: Any = client.AppsV1Api(api_client)
-        self.core: Any = client.CoreV1Api(api_client)
-
-    def _daemonset(self, namespace: str, name: str) -> Any:
-        return _json(self.apps.read_namespaced_daemon_set(name, namespace, _preload_content=False,
-                                                          _request_timeout=_REQUEST_TIMEOUT))
+    def daemonset(self, namespace: str, name: str) -> dict[str, Any]:
+        response = self.kube.call(f"read DaemonSet {namespace}/{name}", lambda: self.kube.apps.read_namespaced_daemon_set(
+            name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        data: dict[str, Any] = json.loads(response.data)
+        return data
 
     def glance(self, namespace: str, name: str) -> rollout.Glance:
-        return rollout.glance(self._daemonset(namespace, name))
+        return rollout.glance(self.daemonset(namespace, name))
 
     def look(self, namespace: str, name: str) -> rollout.Rollout:
-        ds = self._daemonset(namespace, name)
+        ds = self.daemonset(namespace, name)
         labels = (ds.get("spec") or {}).get("selector", {}).get("matchLabels") or {}
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         uid = ds["metadata"]["uid"]
-        revisions = _json(self.apps.list_namespaced_controller_revision(
-            namespace, label_selector=selector, _preload_content=False, _request_timeout=_REQUEST_TIMEOUT))["items"]
-        pods = _json(self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False,
-                                                   _request_timeout=_REQUEST_TIMEOUT))["items"]
+        apps, core = self.kube.apps, self.kube.core
+        revisions = json.loads(self.kube.call(f"list {namespace}/{name}'s ControllerRevisions", lambda: (
+            apps.list_namespaced_controller_revision(namespace, label_selector=selector, _preload_content=False,
+                                                     _request_timeout=REQUEST_TIMEOUT))).data)["items"]
+        pods = json.loads(self.kube.call(f"list {namespace}/{name}'s pods", lambda: core.list_namespaced_pod(
+            namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)).data)["items"]
         mine = [r for r in revisions if _owned(r, uid)]
         return rollout.observe(ds, [p for p in pods if _owned(p, uid)], rollout.newest_revision(mine))
 
@@ -62,10 +58,12 @@ def _owned(obj: Mapping[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def wait(cluster: Cluster, namespace: str, name: str, deadline: float, *, sleep: Callable[[float], None] = time.sleep,
-         clock: Callable[[], float] = time.monotonic, report: Callable[[str], None] = print) -> rollout.Rollout:
+def wait(cluster: Cluster, namespace: str, name: str, deadline: float, *, pause: Callable[[float], None] = time.sleep,
+         clock: Callable[[], float] = time.monotonic, report: Callable[[str], None] = _noop) -> rollout.Rollout:
     """Glance until the status says the rollout is done and its pods confirm it; raise RolloutStalledError, naming the
-    pods holding it up, once it made no progress for ``deadline``."""
+    pods holding it up, once it made no progress for ``deadline``. A read without an answer, throttled or failing on
+    the server's side counts as a poll without progress; a refused one (401, 403, 404) fails at once. ``pause``
+    raises when the operation is stopped (Ctrl-C)."""
     progress = rollout.Progress(deadline=deadline, started=clock())
     reported, last = clock(), None
     while True:
@@ -82,7 +80,7 @@ def wait(cluster: Cluster, namespace: str, name: str, deadline: float, *, sleep:
         if last is not None and now - reported >= REPORT_SECONDS:
             report(last.counts())
             reported = now
-        sleep(POLL_SECONDS)
+        pause(POLL_SECONDS)
 
 
 def _confirmed(cluster: Cluster, namespace: str, name: str) -> rollout.Rollout | None:
@@ -92,13 +90,14 @@ def _confirmed(cluster: Cluster, namespace: str, name: str) -> rollout.Rollout |
 
 
 def _read(read: Callable[[str, str], _T], namespace: str, name: str) -> _T | None:
-    """One read; None when the API server did not answer (counted as no progress, tried again)."""
-    import urllib3
-
+    """One read; None when it did not get a usable answer worth waiting out (no answer, 429, 5xx); a refusal that
+    will not go away by itself (401, 403, 404) is raised."""
     try:
         return read(namespace, name)
-    except (urllib3.exceptions.HTTPError, OSError):
-        return None
+    except ClusterAccessError as exc:
+        if exc.transient:
+            return None
+        raise
 
 
 def _look(cluster: Cluster, namespace: str, name: str) -> rollout.Rollout | None:
@@ -119,59 +118,19 @@ def _stalled(seen: rollout.Rollout | None, last: rollout.Glance | None, deadline
             "the next `pulumi up` waits for it again")
 
 
-def still_rolling(props: Mapping[str, Any]) -> bool:
-    """True when the cluster shows the rollout unfinished (an earlier `up` failed or was interrupted while waiting,
-    or the template was reverted to the recorded one mid-rollout): the next `up` waits for it again. A cluster that
-    cannot be read here is left to the wait itself."""
-    from kubernetes.client.exceptions import ApiException
-
-    from ..errors import CalicoError
-    from .ownership import api_client_for
-
+def rolled_out(kubeconfig: str, namespace: str, name: str) -> bool | None:
+    """For ``pulumi refresh``: whether every pod of the DaemonSet runs its current template (an interrupted rollout
+    is not), or None when the cluster could not be read (the recorded state is kept)."""
     try:
-        with api_client_for(str(props["kubeconfig"]), "read calico-node's rollout") as api_client:
-            seen = _look(Cluster(api_client), str(props["namespace"]), str(props["name"]))
-    except (CalicoError, ApiException, KeyError):
-        return False
-    return seen is not None and not seen.complete
-
-
-def run(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Wait for the rollout named by the resource's inputs; its outputs say how it ended."""
-    from .ownership import api_client_for
-
-    namespace, name, deadline = str(props["namespace"]), str(props["name"]), float(props["deadline_seconds"])
-    with api_client_for(str(props["kubeconfig"]), f"wait for {namespace}/{name} to roll out") as api_client:
-        done = wait(Cluster(api_client), namespace, name, deadline)
-    print(done.counts(), flush=True)
-    return {**props, "pods": done.desired}
-
-
-class RolloutProvider(dyn.ResourceProvider):
-    """Create and update wait; delete has nothing to undo."""
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
-        changed = [key for key in REWAIT_KEYS if olds.get(key) != news.get(key)]
-        return dyn.DiffResult(changes=bool(changed) or still_rolling(olds), replaces=[], delete_before_replace=False)
-
-    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
-        return dyn.CreateResult(f"{props['namespace']}/{props['name']}", run(props))
-
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        return dyn.UpdateResult(run(news))
-
-    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        with session(kubeconfig, f"read {namespace}/{name}'s rollout") as kube:
+            ds = Cluster(kube).daemonset(namespace, name)
+    except ClusterAccessError:
         return None
+    return rollout.rolled_out(ds)
 
 
-class RolloutAwaited(dyn.Resource):
-    """The DaemonSet ``namespace/name`` runs its current template (``trigger``: its digest) ready on every node."""
-
-    pods: pulumi.Output[int]
-
-    def __init__(self, name: str, *, kubeconfig: pulumi.Input[str], namespace: str, daemonset: str, trigger: str,
-                 deadline_seconds: float, opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {"kubeconfig": pulumi.Output.secret(kubeconfig), "namespace": namespace, "name": daemonset,
-                 "trigger": trigger, "deadline_seconds": deadline_seconds, "pods": None}
-        super().__init__(RolloutProvider(), name, props, pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))
+def run(kubeconfig: str, namespace: str, name: str, deadline: float, *, pause: Callable[[float], None],
+        report: Callable[[str], None]) -> rollout.Rollout:
+    """Wait for the rollout of ``namespace/name`` on the cluster of ``kubeconfig``; its last look when done."""
+    with session(kubeconfig, f"wait for {namespace}/{name} to roll out") as kube:
+        return wait(Cluster(kube), namespace, name, deadline, pause=pause, report=report)

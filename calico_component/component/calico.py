@@ -8,11 +8,9 @@ from dataclasses import dataclass
 import pulumi
 
 from ..cluster import ownership, retired
-from ..cluster.flannel import DaemonSetAbsent, OkeAddonDisabled
-from ..cluster.ownership import OWNER_ANNOTATION, ClusterUnreachableError
-from ..cluster.policy_check import PolicyCheck, template_digest
-from ..cluster.rollout_wait import RolloutAwaited
-from ..errors import GuardError
+from ..cluster.flannel import FLANNEL_DAEMONSET, FLANNEL_NAMESPACE
+from ..cluster.ownership import OWNER_ANNOTATION
+from ..errors import CalicoError, ClusterUnreachableError
 from ..manifest.fetch import FetchOptions
 from ..manifest.plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha
 from ..manifest.releases import (
@@ -24,7 +22,7 @@ from ..manifest.releases import (
     validate_node_os,
 )
 from ..manifest.render import RenderResult, render
-from ..manifest.transforms import is_calico_node
+from ..manifest.transforms import is_calico_node, template_digest
 from .args import CalicoArgs as CalicoArgs
 from .args import validate_args
 from .detect import (
@@ -47,6 +45,7 @@ from .objects import (
     with_annotations,
 )
 from .providers import KubernetesOptions, checked_kubeconfig, create_providers
+from .steps import DaemonSetAbsent, OkeAddonDisabled, PolicyCheck, RolloutAwaited
 
 TYPE_TOKEN = "calico-oke:index:Calico"
 #: Calico's own pods: created after every CRD. Started before them, calico-node's startup cannot write
@@ -177,7 +176,7 @@ class Calico(pulumi.ComponentResource):
                     raise pulumi.RunError(_UNREACHABLE_ADOPT.format(why=exc)) from None
                 pulumi.log.warn(_UNREACHABLE_WARNING.format(why=exc), resource=self)
                 self._warn_unchecked_retired(version, "the cluster could not be reached", "")
-            except GuardError as exc:
+            except CalicoError as exc:
                 # Raised inside an apply: a RunError is shown as its message alone, any other exception with a traceback.
                 raise pulumi.RunError(str(exc)) from None
             else:
@@ -276,9 +275,12 @@ class Calico(pulumi.ComponentResource):
                 opts=child,
             )
             steps.append(addon)
+        assert kubeconfig is not None  # validate_args: removing flannel needs kubeconfig or cluster_id
         daemonset = DaemonSetAbsent(
             f"{name}-flannel-daemonset",
             kubeconfig=kubeconfig,
+            namespace=FLANNEL_NAMESPACE,
+            daemonset_name=FLANNEL_DAEMONSET,
             # With an OKE cluster the node guard is the add-on step's (node pools); else ask Kubernetes.
             check_nodes=not (args.disable_flannel_addon and pools is not None),
             allow_existing_nodes=args.allow_existing_nodes,

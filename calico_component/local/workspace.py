@@ -21,16 +21,32 @@ ENGINE_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-language-nodejs", "p
                 "pulumi-language-yaml", "pulumi-resource-kubernetes")
 
 
+#: What a development shell sets and a user's does not: never passed to the engine, so a program (and calico-oke's
+#: provider) finds calico-oke only where its project says (its virtualenv, Pulumi.yaml's plugins), as on a user's machine.
+DEVELOPMENT_VARS = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PULUMI_PYTHON_CMD", "CONDA_PREFIX")
+
+
+def user_path(path: str) -> str:
+    """``path`` without this interpreter's virtualenv (its ``bin``): what the engine would see in a user's shell."""
+    venv_bin = str(Path(sys.prefix) / "bin") if sys.prefix != sys.base_prefix else None
+    return os.pathsep.join(d for d in path.split(os.pathsep) if d and d != venv_bin)
+
+
+def user_environ(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment as a user's shell would have it (DEVELOPMENT_VARS dropped), with ``extra`` on top."""
+    base = {k: v for k, v in os.environ.items() if k not in DEVELOPMENT_VARS}
+    return {**base, "PATH": user_path(os.environ.get("PATH", "")), **extra}
+
+
 def engine_env(root: Path, tool_paths: Mapping[str, Path]) -> dict[str, str]:
     """The environment of an engine whose Pulumi home, file backend and manifest cache are under ``root``.
 
-    Nothing is read from or written to the user's ``~/.pulumi``. Python dynamic providers run
-    through ``pulumi-resource-pulumi-python`` beside the Python language host: with a program's
-    ``virtualenv`` option in that environment, otherwise with this interpreter.
+    Nothing is read from or written to the user's ``~/.pulumi``, and nothing of this interpreter's virtualenv is on
+    the engine's PATH: a program finds calico-oke (and its provider) only where its own project says.
     """
     (root / "state").mkdir(parents=True, exist_ok=True)
     dirs = [str(tool_paths[name].parent) for name in ENGINE_TOOLS if name in tool_paths]
-    path = os.pathsep.join([*dict.fromkeys(dirs), os.environ.get("PATH", "")])
+    path = os.pathsep.join([*dict.fromkeys(dirs), user_path(os.environ.get("PATH", ""))])
     return {
         "PATH": path,
         "PULUMI_HOME": str(root / "home"),
@@ -39,7 +55,6 @@ def engine_env(root: Path, tool_paths: Mapping[str, Path]) -> dict[str, str]:
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_SKIP_CONFIRMATIONS": "true",
-        "PULUMI_PYTHON_CMD": sys.executable,
         "CALICO_OKE_CACHE_DIR": str(root / "manifest-cache"),
         # Programs and plugins import calico_component from the checkout: leave no __pycache__ in it.
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -78,7 +93,7 @@ class PulumiCli:
 
     def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         run = uuid.uuid4().hex
-        proc = subprocess.Popen([str(self.binary), *args], cwd=self.cwd, env={**os.environ, **self.env, RUN_TOKEN: run},
+        proc = subprocess.Popen([str(self.binary), *args], cwd=self.cwd, env=user_environ({**self.env, RUN_TOKEN: run}),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
         try:

@@ -10,7 +10,9 @@ double edits).
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -363,3 +365,9 @@ def transform(manifest: Manifest, options: TransformOptions) -> Manifest:
     for step in steps:
         result = step(result)
     return list(result)
+
+
+def template_digest(objects: Sequence[Mapping[str, Any]], version: str) -> str:
+    """SHA-256 of calico-node's pod template as rendered: it changes exactly when an ``up`` rolls calico-node."""
+    template = objects[find_calico_node(objects, version)].get("spec", {}).get("template", {})
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..cluster.kube import REQUEST_TIMEOUT, Kube, session
 from ..errors import PolicyCheckError
 from . import plan as plan
 
@@ -61,8 +62,6 @@ class NodeResult:
         return not self.not_run and len(self.steps) == len(plan.STEPS) and self.first_failure() is None
 
 
-#: Connect and reply timeouts of every request the check makes.
-REQUEST_TIMEOUT = (5.0, 30.0)
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -71,13 +70,12 @@ def _json(response: Any) -> dict[str, Any]:
 
 
 class Cluster:
-    """The few API calls the check makes, as plain JSON objects."""
+    """The few API calls the check makes, as plain JSON objects (``kube``'s clients)."""
 
-    def __init__(self, api_client: Any) -> None:
-        from kubernetes import client
-
-        self.core: Any = client.CoreV1Api(api_client)
-        self.net: Any = client.NetworkingV1Api(api_client)
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self.core: Any = kube.core
+        self.net: Any = kube.net
 
     def nodes(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = _json(self.core.list_node(_preload_content=False, _request_timeout=REQUEST_TIMEOUT))["items"]
@@ -350,21 +348,21 @@ def new_settings(nodes: int = 3, image_registry: str | None = None, pod_timeout_
                          image=plan.probe_image(image_registry), pod_timeout_seconds=pod_timeout_seconds)
 
 
-def check_policy(kubeconfig: str, settings: plan.Settings, nodes: Sequence[str] | None = None) -> list[NodeResult]:
-    """Run the check on the cluster of ``kubeconfig`` (its contents); see ``run_check``."""
+def check_policy(kubeconfig: str, settings: plan.Settings, nodes: Sequence[str] | None = None,
+                 stop: threading.Event | None = None) -> list[NodeResult]:
+    """Run the check on the cluster of ``kubeconfig`` (its contents); see ``run_check``. Setting ``stop`` (Ctrl-C in
+    `pulumi up`) makes every worker give up at its next wait; the namespace is deleted all the same."""
     import urllib3
     from kubernetes.client.exceptions import ApiException
 
-    from ..cluster.ownership import api_client_for
-
-    with api_client_for(kubeconfig, "check that network policy is enforced") as api_client:
+    with session(kubeconfig, "check that network policy is enforced") as kube:
+        runner = Runner(Cluster(kube), settings, stop=stop or threading.Event())
         try:
-            return run_check(Cluster(api_client), settings, nodes)
+            return run_check(runner.cluster, settings, nodes, runner)
         except ApiException as exc:
             raise PolicyCheckError(f"the API server refused the policy check: HTTP {exc.status} {exc.reason}; it "
                                    "needs to create and delete namespaces, pods and networkpolicies, and list nodes"
                                    ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            server = api_client.configuration.host
-            raise PolicyCheckError(f"cannot reach the API server {server} ({type(exc).__name__}); check the "
+            raise PolicyCheckError(f"cannot reach the API server {kube.server} ({type(exc).__name__}); check the "
                                    "kubeconfig and that this machine can reach the cluster's endpoint") from None

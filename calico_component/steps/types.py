@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, Literal
 
 from ..errors import ConfigurationError
 
 PACKAGE = "calico-oke"
 Kind = Literal["string", "boolean", "integer", "number", "array"]
+
+
+def package_version() -> str:
+    """The installed calico-oke distribution's version: the package's and its provider's."""
+    try:
+        return metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -12,7 +12,6 @@ from pulumi import automation as auto
 
 from calico_component.local.demo import _GENERIC_ERRORS
 from calico_component.local.workspace import backend_dir, engine_env
-from tests.conftest import REPO
 
 __all__ = ["PREVIEW_REPLACEMENT", "backend_dir", "cli_errors", "plaintext_leaks", "prepare", "stack"]
 
@@ -21,22 +20,29 @@ PREVIEW_REPLACEMENT = re.compile(r"\((replace|create-replacement|delete-replaced
 
 
 def prepare(root: Path, tool_paths: dict[str, Path]) -> dict[str, str]:
-    """The engine environment under ``root`` (calico_component.local.workspace), with this checkout importable."""
-    env = engine_env(root, tool_paths)
-    env["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    return env
+    """The engine environment under ``root`` (calico_component.local.workspace)."""
+    return engine_env(root, tool_paths)
+
+
+def project_file(work_dir: Path, project: str, backend: str) -> None:
+    """The inline program's Pulumi.yaml: calico-oke's provider is the one pip installed into this interpreter's
+    virtualenv (``pulumi-resource-calico-oke``), declared as a user's Python project declares it (README)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "Pulumi.yaml").write_text(
+        f"name: {project}\nruntime: python\nbackend:\n  url: {backend}\n"
+        f"plugins:\n  providers:\n    - name: calico-oke\n      path: {Path(sys.prefix) / 'bin'}\n")
 
 
 def stack(env: dict[str, str], tool_paths: dict[str, Path], work_dir: Path, project: str,
           program: Callable[[], None]) -> auto.Stack:
-    """Create or select stack ``e2e`` of ``project`` with an inline program."""
+    """Create or select stack ``e2e`` of ``project`` with an inline program. The program runs in this process (the
+    Automation API's way); the engine and the providers it starts get a user's environment (``user_environ``)."""
+    project_file(work_dir, project, env["PULUMI_BACKEND_URL"])
     opts = auto.LocalWorkspaceOptions(
         work_dir=str(work_dir),
         pulumi_home=env["PULUMI_HOME"],
         pulumi_command=auto.PulumiCommand(root=str(tool_paths["pulumi"].parent.parent)),
         env_vars=env,
-        project_settings=auto.ProjectSettings(name=project, runtime="python",
-                                              backend=auto.ProjectBackend(url=env["PULUMI_BACKEND_URL"])),
         secrets_provider="passphrase",
     )
     return auto.create_or_select_stack(stack_name="e2e", project_name=project, program=program, opts=opts)

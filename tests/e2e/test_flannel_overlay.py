@@ -8,11 +8,12 @@ from kubernetes import client
 
 from calico_component import Calico, CalicoArgs
 from calico_component.local.controlplane import ControlPlane
+from calico_component.steps.types import DAEMONSET_ABSENT
 from tests.conftest import upstream_objects
 from tests.e2e.cluster import calico_node, env_of, exists, flannel_daemonset, flannel_present
 from tests.e2e.conftest import Run, StackFactory, mirror
 
-DYNAMIC = "pulumi-python:dynamic:Resource"
+DYNAMIC = DAEMONSET_ABSENT.token
 
 
 def program(kubeconfig: str) -> Any:

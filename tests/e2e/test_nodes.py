@@ -24,6 +24,7 @@ from calico_component.local.nodes import (
     run_fake_flannel,
     wait_for,
 )
+from calico_component.steps.types import ROLLOUT_AWAITED
 from tests.conftest import REPO, upstream_image
 from tests.e2e.cluster import calico_node, delete_crds, exists, flannel, flannel_present
 from tests.e2e.conftest import Run, StackFactory, api_client, mirror
@@ -186,7 +187,7 @@ def test_typha_switches_in_place(node_cluster: ControlPlane, node_k8s: Any, make
     updated = {("update", "kubernetes:core/v1:ConfigMap", "calico-configmap-kube-system-calico-config"),
                ("update", "kubernetes:apps/v1:DaemonSet", "calico-daemonset-kube-system-calico-node"),
                # calico-node's template changed, so the component waits for its rollout again
-               ("update", "pulumi-python:dynamic:Resource", "calico-calico-node-rollout")}
+               ("update", ROLLOUT_AWAITED.token, "calico-calico-node-rollout")}
     core, apps = client.CoreV1Api(node_k8s), client.AppsV1Api(node_k8s)
 
     def uids() -> tuple[str, str]:
