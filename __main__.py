@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pulumi
 
 from calico_component import Calico, CalicoError
@@ -12,11 +10,6 @@ from calico_component.component.inputs import args_from_config, outputs_of
 # One config key per component input, named as in the package schema: calicoVersion, networkType,
 # nodeOs, clusterId, kubeconfig (a secret), adoptExisting, podCidr, typha, skipAwait, ...
 args = args_from_config(pulumi.Config())
-if args.kubeconfig is None and args.cluster_id:
-    import pulumi_oci as oci
-
-    kubeconfig = oci.containerengine.get_cluster_kube_config_output(cluster_id=args.cluster_id).content
-    args = dataclasses.replace(args, kubeconfig=kubeconfig)
 
 try:
     calico = Calico("calico", args)

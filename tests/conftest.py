@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO))
 
 from calico_component.manifest.fetch import FetchOptions, fetch_manifest  # noqa: E402
 from calico_component.manifest.releases import MANIFEST_FILES, RELEASES, ManifestRef, manifest_url  # noqa: E402
+from tests.fake_oke import FakeOke, write_oci_config  # noqa: E402
 from tests.https_server import ManifestServer  # noqa: E402
 
 
@@ -91,7 +92,7 @@ OwnershipCall = tuple[str, bool, int]  # (stack identity, adopt_existing, how ma
 def ownership_checks(monkeypatch: pytest.MonkeyPatch) -> list[OwnershipCall]:
     """Unit tests have no cluster: the component's checks of the cluster (ownership, policy a release no longer
     enforces) record what they were asked instead of reading one."""
-    from calico_component.cluster import ownership, retired
+    from calico_component.cluster import networks, ownership, retired
 
     calls: list[OwnershipCall] = []
 
@@ -101,9 +102,30 @@ def ownership_checks(monkeypatch: pytest.MonkeyPatch) -> list[OwnershipCall]:
     def record_retired(kubeconfig: str, calico_version: str) -> None:
         calls.append((f"retired-policy check for {calico_version}", False, 0))
 
+    def record_networks(kubeconfig: str) -> None:
+        calls.append(("network-provider check", False, 0))
+
     monkeypatch.setattr(ownership, "check_cluster", record)
+    monkeypatch.setattr(networks, "check_cluster", record_networks)
     monkeypatch.setattr(retired, "check_cluster", record_retired)
     return calls
+
+
+#: The OKE cluster the OCI stand-in serves.
+OKE_CLUSTER = "ocid1.cluster.oc1.iad.aaaaaaaatest"
+
+
+@pytest.fixture()
+def oke(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOke]:
+    """The OCI stand-in (tests/fake_oke.py) for every OCI call the component makes: the component's OCI settings
+    default to its endpoint (CALICO_OKE_OCI_ENDPOINT) and an OCI config with a fresh signing key (OCI_CONFIG_FILE)."""
+    from calico_component.component.target import OCI_ENDPOINT_ENV
+
+    with FakeOke(cluster_id=OKE_CLUSTER, kubernetes_endpoint="127.0.0.1:6443") as server:  # kubeconfig_text()'s server
+        monkeypatch.setenv(OCI_ENDPOINT_ENV, server.endpoint)
+        monkeypatch.setenv("OCI_CONFIG_FILE", str(write_oci_config(tmp_path_factory.mktemp("oci"))))
+        monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))  # no ~/.oci/config of this machine's
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""A small local stand-in for the OKE cluster, add-on and work-request REST endpoints, on 127.0.0.1, behaving as OKE
-does under load: 409 while a work request is in flight, scripted 429 (with Retry-After) and 5xx answers, slow and
-failing work requests."""
+"""A small local stand-in for the OKE REST API on 127.0.0.1: the cluster (its CNI, Kubernetes version, pods CIDR and
+endpoints), its node pools and nodes, virtual node pools, the kubeconfig it serves, its add-ons and work requests;
+behaving as OKE does under load: 409 while a work request is in flight, scripted 429 (with Retry-After) and 5xx
+answers, slow and failing work requests."""
 
 from __future__ import annotations
 
@@ -41,6 +42,18 @@ class WorkRequest:
 
 
 @dataclass
+class Pool:
+    """A managed node pool: ``size`` nodes, told in ``node_config_details`` unless ``size_in_details`` is false (then
+    OKE's list has no count, and GetNodePool lists the nodes); ``image`` its node image's name."""
+
+    name: str
+    size: int
+    image: str = "Oracle-Linux-8.10-2025.09.16-0-OKE-1.36.0-800"
+    size_in_details: bool = True
+    state: str = "ACTIVE"
+
+
+@dataclass
 class FakeOke(LocalServer):
     """Add-on state per name; a disable creates a work request that finishes as scripted.
 
@@ -56,6 +69,17 @@ class FakeOke(LocalServer):
     work_request_seconds: float | None = None
     hold_until_deleting_reads: int | None = None
     cluster_exists: bool = True
+    #: The cluster as GetCluster describes it.
+    cluster_id: str = "ocid1.cluster.oc1.iad.aaaaaaaatest"
+    cni_type: str = "FLANNEL_OVERLAY"
+    kubernetes_version: str = "v1.36.0"
+    pods_cidr: str | None = "10.244.0.0/16"
+    #: The API server's endpoint (host:port) GetCluster reports, and the server the kubeconfig it serves names.
+    kubernetes_endpoint: str = "10.0.0.5:6443"
+    pools: list[Pool] = field(default_factory=list)
+    virtual_pools: list[str] = field(default_factory=list)
+    #: Add-ons OKE offers for the cluster's Kubernetes version (ListAddonOptions).
+    offered: tuple[str, ...] = ("CertManager", "CoreDNS", "Flannel", "KubeProxy", "NvidiaGpuPlugin")
     served: Counter[str] = field(default_factory=Counter)
     requests: Counter[str] = field(default_factory=Counter)
     answers: Counter[int] = field(default_factory=Counter)
@@ -68,7 +92,7 @@ class FakeOke(LocalServer):
         outer = self
 
         class Handler(QuietHandler):
-            def _send(self, status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
+            def _send(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
                 outer.answers[status] += 1
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -105,9 +129,21 @@ class FakeOke(LocalServer):
                 with outer._lock:
                     outer._settle()
                     if len(parts) == 2 and parts[0] == "clusters":
-                        if not outer.cluster_exists:
+                        if not outer.cluster_exists or parts[1] != outer.cluster_id:
                             return self._not_found()
-                        return self._send(200, {"id": parts[1], "name": "c", "lifecycleState": "ACTIVE"})
+                        return self._send(200, outer._cluster())
+                    if len(parts) == 3 and parts[0] == "clusters" and parts[2] == "addons":
+                        return self._send(200, [{"name": n, "lifecycleState": s} for n, s in outer.addons.items()])
+                    if parts == ["addonOptions"]:
+                        return self._send(200, [{"name": n, "lifecycleState": "ACTIVE"} for n in outer.offered])
+                    if parts == ["nodePools"]:
+                        return self._send(200, [outer._pool(i, p, full=False) for i, p in enumerate(outer.pools)])
+                    if len(parts) == 2 and parts[0] == "nodePools":
+                        index = int(parts[1].rsplit(".", 1)[-1])
+                        return self._send(200, outer._pool(index, outer.pools[index], full=True))
+                    if parts == ["virtualNodePools"]:
+                        return self._send(200, [{"id": f"ocid1.virtualnodepool.oc1..{n}", "displayName": n,
+                                                 "lifecycleState": "ACTIVE"} for n in outer.virtual_pools])
                     if len(parts) == 4 and parts[0] == "clusters" and parts[2] == "addons":
                         state = outer.addons.get(parts[3]) if outer.cluster_exists else None
                         if state is None:
@@ -119,6 +155,24 @@ class FakeOke(LocalServer):
                         outer._settle()
                         return self._send(200, {"id": parts[1], "status": outer._status(parts[1]),
                                                 "operationType": "CLUSTER_UPDATE"})
+                return self._not_found()
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's method names)
+                path, parts = self._route()
+                if self._faulted(path):
+                    return None
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                if len(parts) == 4 and parts[0] == "clusters" and parts[2:] == ["kubeconfig", "content"] \
+                        and parts[1] == outer.cluster_id and outer.cluster_exists:
+                    data = outer.kubeconfig().encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("opc-request-id", "fake")
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
                 return self._not_found()
 
             def do_DELETE(self) -> None:  # noqa: N802 (http.server's method names)
@@ -139,6 +193,36 @@ class FakeOke(LocalServer):
                 return self._not_found()
 
         self.endpoint = f"http://127.0.0.1:{self._bind(Handler)}"
+
+    def _cluster(self) -> dict[str, object]:
+        options = {"kubernetesNetworkConfig": {"podsCidr": self.pods_cidr}} if self.pods_cidr else {}
+        return {"id": self.cluster_id, "name": "c", "lifecycleState": "ACTIVE",
+                "compartmentId": "ocid1.compartment.oc1..aaaaaaaatest", "kubernetesVersion": self.kubernetes_version,
+                "clusterPodNetworkOptions": [{"cniType": self.cni_type}], "options": options,
+                "endpoints": {"kubernetes": self.kubernetes_endpoint, "privateEndpoint": self.kubernetes_endpoint}}
+
+    def _pool(self, index: int, pool: Pool, *, full: bool) -> dict[str, object]:
+        summary: dict[str, object] = {
+            "id": f"ocid1.nodepool.oc1..pool.{index}", "name": pool.name, "clusterId": self.cluster_id,
+            "compartmentId": "ocid1.compartment.oc1..aaaaaaaatest", "lifecycleState": pool.state,
+            "nodeSource": {"sourceType": "IMAGE", "sourceName": pool.image, "imageId": "ocid1.image.oc1..img"},
+            "nodeConfigDetails": {"size": pool.size} if pool.size_in_details else None,
+        }
+        if full:
+            summary["nodes"] = [{"id": f"ocid1.instance.oc1..{pool.name}-{n}", "name": f"{pool.name}-{n}",
+                                 "lifecycleState": "ACTIVE"} for n in range(pool.size)]
+        return summary
+
+    def kubeconfig(self) -> str:
+        """The kubeconfig OKE serves for the cluster: its endpoint, and a token command naming the cluster."""
+        return (
+            "apiVersion: v1\nkind: Config\ncurrent-context: ctx\n"
+            f"clusters:\n- name: c\n  cluster:\n    server: https://{self.kubernetes_endpoint}\n"
+            "    certificate-authority-data: Y2E=\n"
+            "contexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\n"
+            "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n"
+            "      command: oci\n      args: [ce, cluster, generate-token, --cluster-id, "
+            f"{self.cluster_id}, --region, us-ashburn-1]\n      env: []\n")
 
     def fail(self, method: str, status: int, times: int, path_part: str = "", retry_after: str | None = None) -> None:
         """Script ``times`` answers of ``status`` to the next matching requests."""

@@ -10,30 +10,26 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
 from calico_component import Calico, CalicoArgs
 from calico_component.errors import ClusterUnreachableError, ConfigurationError, GuardError
 from calico_component.steps.types import BY_TOKEN
-from tests.conftest import OwnershipCall, kubeconfig_text, mirror_path, upstream_objects
+from tests.conftest import OKE_CLUSTER, OwnershipCall, kubeconfig_text, mirror_path, upstream_objects
+from tests.fake_oke import FakeOke, Pool
 
 #: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("ownership_checks")
+pytestmark = pytest.mark.usefixtures("ownership_checks", "oke")
 
-CLUSTER = "ocid1.cluster.oc1.iad.aaaa"
+CLUSTER = OKE_CLUSTER
 
 
 @dataclass
 class Recorder(pulumi.runtime.Mocks):
-    """Records every registration and answers the OCI lookups from a scripted cluster."""
+    """Records every registration (the OKE lookups are OCI SDK calls, answered by the ``oke`` stand-in)."""
 
-    cni_type: str = "OCI_VCN_IP_NATIVE"
-    k8s_version: str = "v1.30.1"
-    pods_cidr: str | None = None
-    node_pools: list[dict[str, Any]] = field(default_factory=list)
-    virtual_pools: list[dict[str, Any]] = field(default_factory=list)
     registered: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     providers: dict[str, str] = field(default_factory=dict)  # child name -> provider reference
-    calls: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -43,28 +39,32 @@ class Recorder(pulumi.runtime.Mocks):
         return f"{args.name}-id", args.inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        self.calls.append(args.token)
-        if args.token == "oci:ContainerEngine/getCluster:getCluster":
-            options = [{"kubernetesNetworkConfigs": [{"podsCidr": self.pods_cidr}]}] if self.pods_cidr else []
-            return {"compartmentId": "ocid1.compartment.x", "kubernetesVersion": self.k8s_version,
-                    "clusterPodNetworkOptions": [{"cniType": self.cni_type}], "options": options}, []
-        if args.token == "oci:ContainerEngine/getNodePools:getNodePools":
-            return {"nodePools": self.node_pools}, []
-        if args.token == "oci:ContainerEngine/getVirtualNodePools:getVirtualNodePools":
-            return {"virtualNodePools": self.virtual_pools}, []
-        if args.token == "oci:ContainerEngine/getClusterKubeConfig:getClusterKubeConfig":
-            return {"content": kubeconfig_text(server=f"https://{args.args['clusterId']}.oke:6443")}, []
-        raise AssertionError(f"unexpected invoke {args.token}")
+        raise AssertionError(f"unexpected invoke {args.token}: the component makes no Pulumi invokes")
 
     def by_type(self, typ: str) -> list[tuple[str, str, dict[str, Any]]]:
         return [r for r in self.registered if r[0] == typ]
 
 
 @pytest.fixture()
-def mocks() -> Iterator[Recorder]:
+def mocks(oke: FakeOke) -> Iterator[Recorder]:
     rec = Recorder()
     pulumi.runtime.set_mocks(rec, preview=False)
     yield rec
+
+
+def users_provider() -> pulumi.ResourceOptions:
+    """Resource options passing a Kubernetes provider: the user's explicit choice of cluster, without kubeconfig or
+    cluster_id."""
+    import pulumi_kubernetes as k8s
+
+    return pulumi.ResourceOptions(providers={"kubernetes": k8s.Provider("users-cluster", kubeconfig=kubeconfig_text())})
+
+
+def _calico(**kw: Any) -> Calico:
+    """Calico("calico", ...) with ``kw`` over the defaults; naming no cluster, it gets the user's provider in opts."""
+    args = _args(**kw)
+    named = args.kubeconfig is not None or args.cluster_id is not None
+    return Calico("calico", args, None if named else users_provider())
 
 
 def _args(**kw: Any) -> CalicoArgs:
@@ -84,9 +84,9 @@ def _api_kind(typ: str) -> tuple[str, str]:
 
 
 @pulumi.runtime.test
-def test_vcn_native_registers_one_child_per_object(mocks: Recorder) -> Any:
+def test_vcn_native_registers_one_child_per_object(mocks: Recorder, oke: FakeOke) -> Any:
     """v3.28.0 vcn-native: 34 typed children, names from kind/namespace/name, documented calico-node DaemonSet."""
-    calico = Calico("calico", _args())
+    calico = _calico()
 
     def check(values: list[Any]) -> None:
         count, names, urns = values
@@ -110,7 +110,7 @@ def test_vcn_native_registers_one_child_per_object(mocks: Recorder) -> Any:
         assert env["FELIX_IPTABLESBACKEND"] == "NFT" and "FELIX_TYPHAK8SSERVICENAME" not in env
         assert not {"cni-bin-dir", "cni-net-dir", "cni-log-dir"} & {v["name"] for v in pod["volumes"]}
         assert not [r for r in mocks.registered if r[0] in BY_TOKEN]
-        assert mocks.calls == []
+        assert not oke.requests, "no OCI call without cluster_id"
 
     urns = pulumi.Output.all(*[c.urn for c in calico._children.values()])
     return pulumi.Output.all(calico.object_count, calico.resource_names, urns).apply(check)
@@ -119,7 +119,7 @@ def test_vcn_native_registers_one_child_per_object(mocks: Recorder) -> Any:
 @pulumi.runtime.test
 def test_crds_registered_before_the_workloads(mocks: Recorder) -> Any:
     """Every CustomResourceDefinition reaches the engine before calico-node and the Deployments that read them."""
-    calico = Calico("calico", _args())
+    calico = _calico()
 
     def check(_: Any) -> None:
         kinds = [t for t, _, _ in _k8s(mocks)]
@@ -131,10 +131,9 @@ def test_crds_registered_before_the_workloads(mocks: Recorder) -> Any:
 
 
 @pulumi.runtime.test
-def test_flannel_overlay_removal_steps_come_first(mocks: Recorder) -> Any:
+def test_flannel_overlay_removal_steps_come_first(mocks: Recorder, oke: FakeOke) -> Any:
     """flannel-overlay: add-on disable, then kube-flannel-ds removal, then 31 Calico objects from calico.yaml."""
-    mocks.cni_type = "FLANNEL_OVERLAY"
-    calico = Calico("calico", _args(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text()))
+    calico = _calico(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text())
 
     def check(_: Any) -> None:
         order = [n for t, n, _ in mocks.registered if t not in ("pulumi:providers:kubernetes", "calico-oke:index:Calico")]
@@ -146,16 +145,16 @@ def test_flannel_overlay_removal_steps_come_first(mocks: Recorder) -> Any:
         ds = next(i for t, n, i in mocks.registered if n == "calico-flannel-daemonset")
         assert (ds["namespace"], ds["name"]) == ("kube-system", "kube-flannel-ds")
         assert mocks.by_type("pulumi:providers:kubernetes")
-        assert "oci:ContainerEngine/getNodePools:getNodePools" in mocks.calls
+        assert oke.requests["GET /20180222/nodePools"] == 1
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 
 
 @pulumi.runtime.test
-def test_flannel_removal_without_addon_step(mocks: Recorder) -> Any:
+def test_flannel_removal_without_addon_step(mocks: Recorder, oke: FakeOke) -> Any:
     """disable_flannel_addon=False skips the OKE step but still removes kube-flannel-ds, with no OCI lookups."""
-    calico = Calico("calico", _args(network_type="flannel-overlay", disable_flannel_addon=False,
-                                    kubeconfig=kubeconfig_text()))
+    calico = _calico(network_type="flannel-overlay", disable_flannel_addon=False,
+                                    kubeconfig=kubeconfig_text())
 
     def check(_: Any) -> None:
         names = [n for _, n, _ in mocks.registered]
@@ -163,7 +162,7 @@ def test_flannel_removal_without_addon_step(mocks: Recorder) -> Any:
         ds = next(i for _t, n, i in mocks.registered if n == "calico-flannel-daemonset")
         secret = ds["kubeconfig"]  # a secret reaches the mocks as {<sig>: ..., "value": ...}
         assert isinstance(secret, dict) and yaml.safe_load(secret["value"]) == yaml.safe_load(kubeconfig_text())
-        assert mocks.calls == []
+        assert not oke.requests
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 
@@ -171,8 +170,8 @@ def test_flannel_removal_without_addon_step(mocks: Recorder) -> Any:
 @pulumi.runtime.test
 def test_names_stable_across_versions(mocks: Recorder) -> Any:
     """Objects present in two Calico versions get the same logical name, so upgrades update in place."""
-    a = Calico("calico", _args(calico_version="3.28.0"))
-    b = Calico("calico2", _args(calico_version="3.29.2"))
+    a = _calico(calico_version="3.28.0")
+    b = Calico("calico2", _args(calico_version="3.29.2"), users_provider())
 
     def check(values: list[Any]) -> None:
         na = {n.removeprefix("calico-") for n in values[0]}
@@ -184,12 +183,11 @@ def test_names_stable_across_versions(mocks: Recorder) -> Any:
 
 
 @pulumi.runtime.test
-def test_detection_from_cluster(mocks: Recorder) -> Any:
+def test_detection_from_cluster(mocks: Recorder, oke: FakeOke) -> Any:
     """With only cluster_id, network type and node OS come from the cluster and its node pool images."""
-    mocks.node_pools = [{"state": "ACTIVE", "nodeConfigDetails": [{"size": 3}],
-                         "nodeImageName": "Oracle-Linux-8.10-2024.09.30-0-OKE-1.30.1-747"}]
-    mocks.k8s_version = "v1.30.1"
-    calico = Calico("calico", _args(network_type=None, node_os=None, cluster_id=CLUSTER))
+    oke.cni_type, oke.kubernetes_version = "OCI_VCN_IP_NATIVE", "v1.30.1"
+    oke.pools = [Pool("p0", 3, "Oracle-Linux-8.10-2024.09.30-0-OKE-1.30.1-747")]
+    calico = _calico(network_type=None, node_os=None, cluster_id=CLUSTER)
 
     def check(values: list[Any]) -> None:
         assert values == ["vcn-native", "oracle-linux-8", 34]
@@ -203,7 +201,7 @@ def test_detection_from_cluster(mocks: Recorder) -> Any:
         (lambda m: None, dict(network_type="flannel-overlay"), ConfigurationError, "needs cluster_id"),
         (lambda m: setattr(m, "cni_type", "OCI_VCN_IP_NATIVE"), dict(network_type="flannel-overlay",
                                                                     cluster_id=CLUSTER), GuardError, "contradicts"),
-        (lambda m: setattr(m, "virtual_pools", [{"state": "ACTIVE", "displayName": "vnp1", "id": "v"}]),
+        (lambda m: setattr(m, "virtual_pools", ["vnp1"]),
          dict(network_type="flannel-overlay", cluster_id=CLUSTER), GuardError, "virtual node pool"),
         (lambda m: None, dict(network_type=None), ConfigurationError, "required without cluster_id"),
         (lambda m: None, dict(network_type="weave"), ConfigurationError, "weave"),
@@ -217,15 +215,16 @@ def test_detection_from_cluster(mocks: Recorder) -> Any:
     ],
 )
 def test_guards_fail_before_anything_is_registered(setup: Any, kwargs: dict[str, Any], error: type[Exception],
-                                                   needle: str) -> None:
-    """Each refusal raises a clear error from the constructor, before any Kubernetes child exists."""
+                                                   needle: str, oke: FakeOke) -> None:
+    """Each refusal raises a clear error from the constructor, before anything (the component itself included) is
+    registered."""
     rec = Recorder()
-    rec.cni_type = "FLANNEL_OVERLAY"
-    setup(rec)
+    oke.cni_type = "FLANNEL_OVERLAY"
+    setup(oke)
     pulumi.runtime.set_mocks(rec, preview=True)
     with pytest.raises(error, match=needle):
-        Calico("calico", _args(**kwargs))
-    assert not _k8s(rec)
+        _calico(**kwargs)
+    assert rec.registered == [] or rec.registered == [("pulumi:providers:kubernetes", "users-cluster", rec.registered[0][2])]
 
 
 def _provider_inputs(rec: Recorder, name: str) -> dict[str, Any]:
@@ -241,7 +240,7 @@ def _is_secret(value: Any) -> bool:
 @pulumi.runtime.test
 def test_providers_are_set_up_for_in_place_changes(mocks: Recorder) -> Any:
     """The child providers: kubeconfig secret, SSA, mutable ConfigMaps/Secrets, cluster identity, upsert only for CRDs."""
-    calico = Calico("calico", _args(kubeconfig=kubeconfig_text(), cluster_id=CLUSTER))
+    calico = _calico(kubeconfig=kubeconfig_text(), cluster_id=CLUSTER)
 
     def check(_: Any) -> None:
         for name, upsert in (("calico-k8s", "false"), ("calico-k8s-crds", "true")):
@@ -261,11 +260,13 @@ def test_providers_are_set_up_for_in_place_changes(mocks: Recorder) -> Any:
 @pulumi.runtime.test
 def test_adopt_existing_turns_on_upsert_for_every_object(mocks: Recorder) -> Any:
     """adopt_existing=True sets upsertExistingObjects on the provider of the non-CRD objects too."""
-    calico = Calico("calico", _args(kubeconfig=kubeconfig_text(), adopt_existing=True))
+    calico = _calico(kubeconfig=kubeconfig_text(), adopt_existing=True)
 
     def check(_: Any) -> None:
         assert _provider_inputs(mocks, "calico-k8s")["upsertExistingObjects"] == "true"
-        assert "clusterIdentifier" not in _provider_inputs(mocks, "calico-k8s")
+        # Keyed to the kubeconfig's cluster (server and CA), so a new token never replaces the provider and its objects.
+        assert _provider_inputs(mocks, "calico-k8s")["clusterIdentifier"] == {
+            _special_sig_key: _special_secret_sig, "value": "https://127.0.0.1:6443 (CA sha256 no CA)"}
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 
@@ -274,7 +275,7 @@ def test_adopt_existing_turns_on_upsert_for_every_object(mocks: Recorder) -> Any
 def test_kubeconfig_output_is_stored_as_secret_everywhere(mocks: Recorder) -> Any:
     """A kubeconfig Output not marked secret (e.g. OKE's get_cluster_kube_config) is secret in every child."""
     kubeconfig = pulumi.Output.from_input(kubeconfig_text())
-    calico = Calico("calico", _args(network_type="flannel-overlay", disable_flannel_addon=False, kubeconfig=kubeconfig))
+    calico = _calico(network_type="flannel-overlay", disable_flannel_addon=False, kubeconfig=kubeconfig)
 
     def check(_: Any) -> None:
         assert _is_secret(_provider_inputs(mocks, "calico-k8s")["kubeconfig"])
@@ -291,7 +292,7 @@ def test_malformed_kubeconfig_fails_before_registration() -> None:
     pulumi.runtime.set_mocks(rec, preview=True)
     token = "tok-ABCDEFGH-0123456789"
     with pytest.raises(ConfigurationError, match="not valid YAML") as info:
-        Calico("calico", _args(kubeconfig=f"users:\n- user: {{token: {token}\n"))
+        _calico(kubeconfig=f"users:\n- user: {{token: {token}\n")
     assert token not in str(info.value)
     assert not [r for r in rec.registered if r[0] != "calico-oke:index:Calico"]
 
@@ -305,7 +306,7 @@ def test_await_timeout_bounds_workloads_only(mocks: Recorder) -> Any:
         seen[args.name] = args.opts.custom_timeouts
 
     pulumi.runtime.register_stack_transformation(record)
-    calico = Calico("calico", _args(await_timeout_seconds=90))
+    calico = _calico(await_timeout_seconds=90)
 
     def check(_: Any) -> None:
         kinds = {n: t.rsplit(":", 1)[1] for t, n, _ in _k8s(mocks)}
@@ -323,7 +324,7 @@ def test_await_timeout_bounds_workloads_only(mocks: Recorder) -> Any:
 @pulumi.runtime.test
 def test_only_services_skip_the_await_by_default(mocks: Recorder) -> Any:
     """Awaited installs skip the provider's Service await (a fixed 10 s endpoints settle) and keep every rollout's."""
-    calico = Calico("calico", _args())
+    calico = _calico()
 
     def check(_: Any) -> None:
         skipped = {t.rsplit(":", 1)[1]: ((inputs.get("metadata") or {}).get("annotations") or {}).get(
@@ -339,12 +340,13 @@ def test_every_object_is_marked_and_checked_before_anything_exists(mocks: Record
                                                                    ownership_checks: list[OwnershipCall]) -> Any:
     """With a kubeconfig the cluster is checked once, for every rendered object, as this stack, then for policy the
     release no longer enforces; every object carries the stack's mark."""
-    calico = Calico("calico", _args(kubeconfig=kubeconfig_text(), adopt_existing=True))
+    calico = _calico(kubeconfig=kubeconfig_text(), adopt_existing=True)
 
     def check(_: Any) -> None:
         me = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
         children = _k8s(mocks)
-        assert ownership_checks == [(me, True, len(children)), ("retired-policy check for 3.28.0", False, 0)]
+        assert ownership_checks == [(me, True, len(children)), ("network-provider check", False, 0),
+                                    ("retired-policy check for 3.28.0", False, 0)]
         marks = {((inputs.get("metadata") or {}).get("annotations") or {}).get("calico-oke.io/stack")
                  for _t, _n, inputs in children}
         assert marks == {me}
@@ -365,7 +367,7 @@ def test_a_refused_check_registers_no_provider_and_no_object(monkeypatch: pytest
 
     @pulumi.runtime.test
     def program() -> Any:
-        calico = Calico("calico", _args(kubeconfig=kubeconfig_text()))
+        calico = _calico(kubeconfig=kubeconfig_text())
         return pulumi.Output.all(*[c.urn for c in calico._children.values()])
 
     with pytest.raises(pulumi.RunError, match="organization/calico-oke/first"):
@@ -378,24 +380,25 @@ def test_bad_await_timeout_is_refused(bad: Any) -> None:
     """A non-positive or non-numeric await timeout is a ConfigurationError naming the value."""
     pulumi.runtime.set_mocks(Recorder(), preview=True)
     with pytest.raises(ConfigurationError, match="await_timeout_seconds"):
-        Calico("calico", _args(await_timeout_seconds=bad))
+        _calico(await_timeout_seconds=bad)
 
 
-def _pools(*sizes: int) -> list[dict[str, Any]]:
-    return [{"state": "ACTIVE", "nodeConfigDetails": [{"size": n}],
-             "nodeImageName": "Oracle-Linux-8.10-2024.09.30-0-OKE-1.30.1-747"} for n in sizes]
+def _pools(*sizes: int) -> list[Pool]:
+    return [Pool(f"p{i}", n, "Oracle-Linux-8.10-2024.09.30-0-OKE-1.30.1-747") for i, n in enumerate(sizes)]
 
 
 @pytest.mark.parametrize("sizes, typha", [((20, 30), False), ((20, 31), True)])
-def test_flannel_overlay_reads_pod_cidr_and_node_count_from_cluster(sizes: tuple[int, ...], typha: bool) -> None:
+def test_flannel_overlay_reads_pod_cidr_and_node_count_from_cluster(sizes: tuple[int, ...], typha: bool,
+                                                                   oke: FakeOke) -> None:
     """On a known OKE cluster: CALICO_IPV4POOL_CIDR from its pods CIDR, and Typha auto above 50 managed nodes."""
-    rec = Recorder(cni_type="FLANNEL_OVERLAY", pods_cidr="10.244.0.0/16", node_pools=_pools(*sizes))
+    oke.cni_type, oke.pods_cidr, oke.pools = "FLANNEL_OVERLAY", "10.244.0.0/16", _pools(*sizes)
+    rec = Recorder()
     pulumi.runtime.set_mocks(rec, preview=False)
 
     @pulumi.runtime.test
     def program() -> Any:
-        calico = Calico("calico", _args(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text(),
-                                        allow_existing_nodes=True))
+        calico = _calico(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text(),
+                                        allow_existing_nodes=True)
 
         def check(values: list[Any]) -> None:
             typha_enabled, pod_cidr = values[:2]
@@ -415,11 +418,11 @@ def test_flannel_overlay_reads_pod_cidr_and_node_count_from_cluster(sizes: tuple
 
 
 @pulumi.runtime.test
-def test_explicit_pod_cidr_beats_the_cluster(mocks: Recorder) -> Any:
+def test_explicit_pod_cidr_beats_the_cluster(mocks: Recorder, oke: FakeOke) -> Any:
     """An explicit pod_cidr is used even when the cluster reports another pods CIDR."""
-    mocks.cni_type, mocks.pods_cidr, mocks.node_pools = "FLANNEL_OVERLAY", "10.244.0.0/16", _pools(2)
-    calico = Calico("calico", _args(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text(),
-                                    pod_cidr="10.32.0.0/16", allow_existing_nodes=True))
+    oke.cni_type, oke.pods_cidr, oke.pools = "FLANNEL_OVERLAY", "10.244.0.0/16", _pools(2)
+    calico = _calico(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text(),
+                                    pod_cidr="10.32.0.0/16", allow_existing_nodes=True)
     return calico.pod_cidr.apply(lambda cidr: assert_equal(cidr, "10.32.0.0/16"))
 
 
@@ -432,7 +435,7 @@ def test_typha_off_in_vcn_native_is_refused_before_registration() -> None:
     rec = Recorder()
     pulumi.runtime.set_mocks(rec, preview=True)
     with pytest.raises(ConfigurationError, match="only to flannel-overlay"):
-        Calico("calico", _args(typha="off"))
+        _calico(typha="off")
     assert not _k8s(rec)
 
 
@@ -446,7 +449,7 @@ def test_workloads_wait_for_crds_other_objects_do_not(mocks: Recorder) -> Any:
         depends[args.name] = list(args.opts.depends_on or []) if isinstance(args.opts.depends_on, list) else []
 
     pulumi.runtime.register_stack_transformation(record)
-    calico = Calico("calico", _args())
+    calico = _calico()
 
     def check(_: Any) -> None:
         crds = [c for n, c in calico._children.items() if "customresourcedefinition" in n]
@@ -461,17 +464,18 @@ def test_workloads_wait_for_crds_other_objects_do_not(mocks: Recorder) -> Any:
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 
 
-def _run_guarded(monkeypatch: pytest.MonkeyPatch, version: str, rec: Recorder | None = None,
+def _run_guarded(monkeypatch: pytest.MonkeyPatch, version: str, rec: Recorder | None = None, preview: bool = True,
                  **kw: Any) -> tuple[Recorder, list[str]]:
-    """Run the component once under preview mocks; return what it registered and the warnings it logged."""
+    """Run the component once under mocks (a preview, or an `up`); return what it registered and the warnings it
+    logged."""
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda msg, *_a, **_k: warnings.append(str(msg)))
     rec = rec or Recorder()
-    pulumi.runtime.set_mocks(rec, preview=True)
+    pulumi.runtime.set_mocks(rec, preview=preview)
 
     @pulumi.runtime.test
     def program() -> Any:
-        calico = Calico("calico", _args(calico_version=version, **kw))
+        calico = _calico(calico_version=version, **kw)
         return pulumi.Output.all(*[c.urn for c in calico._children.values()])
 
     program()
@@ -525,13 +529,13 @@ def test_an_unchecked_cluster_is_warned_about_only_for_releases_that_retire_poli
     assert not [w for w in before if "AdminNetworkPolicy" in w]
     unchecked = [w for w in after if "could not check the cluster for them" in w]
     assert len(unchecked) == 1 and "kubectl get adminnetworkpolicies,baselineadminnetworkpolicies" in unchecked[0]
-    assert ("the cluster could not be reached" if unreachable else "pass kubeconfig") in unchecked[0]
+    assert ("the cluster could not be read" if unreachable else "pass kubeconfig") in unchecked[0]
 
 
 def test_flannel_removal_needs_a_named_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With remove_flannel=False, a flannel-overlay install without kubeconfig or cluster_id registers Calico; asked to
-    remove flannel with neither, it is refused before anything is registered, naming both inputs (the current kube
-    context is never used)."""
+    """With remove_flannel=False, a flannel-overlay install through the user's provider registers Calico; asked to
+    remove flannel with neither kubeconfig nor cluster_id, it is refused before anything is registered, naming both
+    inputs (the current kube context is never used)."""
     kw: dict[str, Any] = dict(network_type="flannel-overlay", disable_flannel_addon=False)
     rec, _ = _run_guarded(monkeypatch, "3.32.0", remove_flannel=False, **kw)
     names = [n for _t, n, _i in rec.registered]
@@ -540,44 +544,83 @@ def test_flannel_removal_needs_a_named_cluster(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ConfigurationError, match=r"never on the current kube context\. Pass kubeconfig .* or "
                                                  r"cluster_id .*remove_flannel=False"):
         _run_guarded(monkeypatch, "3.32.0", rec=refused, **kw)
+    assert [t for t, _n, _i in refused.registered] == ["pulumi:providers:kubernetes"]  # the test's own provider
+
+
+def test_no_cluster_named_is_refused_before_anything_is_registered() -> None:
+    """With a Kubernetes provider in the options, Calico goes through it; with neither kubeconfig, cluster_id nor a
+    provider, the constructor refuses, naming the three ways to name a cluster, and registers nothing: the default
+    provider (the machine's current kube context) is never used."""
+    rec = Recorder()
+    pulumi.runtime.set_mocks(rec, preview=True)
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        calico = Calico("calico", _args(), users_provider())
+        return pulumi.Output.all(*[c.urn for c in calico._children.values()])
+
+    program()
+    assert len(_k8s(rec)) == len(upstream_objects("3.28.0", "calico-policy-only.yaml"))
+    assert all("::users-cluster::" in rec.providers[n] for _t, n, _i in _k8s(rec))
+    refused = Recorder()
+    pulumi.runtime.set_mocks(refused, preview=True)
+    with pytest.raises(ConfigurationError, match=r"names no cluster: pass kubeconfig .*, cluster_id .*, or a "
+                                                 r"Kubernetes provider in the resource options.*never uses the "
+                                                 r"current kube context"):
+        Calico("calico", _args())
     assert refused.registered == []
 
 
-def test_flannel_removal_with_cluster_id_acts_on_okes_kubeconfig(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without a kubeconfig input but with cluster_id, the kubeconfig OKE serves for that cluster is fetched, checked
-    for ownership first, and given (as a secret) to the kube-flannel-ds step; the objects keep the providers of opts."""
+def test_cluster_id_alone_means_okes_kubeconfig_for_every_step(monkeypatch: pytest.MonkeyPatch, oke: FakeOke) -> None:
+    """Without a kubeconfig input, the kubeconfig OKE serves for cluster_id (fetched through the component's OCI
+    settings) is what the cluster checks read, what the kube-flannel-ds step and the rollout wait act on, and what the
+    Calico objects' own providers use (a secret, keyed to the cluster id): never the current kube context."""
     from calico_component.cluster import ownership
 
+    oke.kubernetes_endpoint = "10.0.0.5:6443"
     checked: list[str] = []
     monkeypatch.setattr(ownership, "check_cluster", lambda text, *_: checked.append(yaml.safe_load(text)["clusters"][0]
                                                                                    ["cluster"]["server"]))
-    rec, _ = _run_guarded(monkeypatch, "3.32.0", network_type="flannel-overlay", cluster_id=pulumi.Output.from_input(
-        CLUSTER), disable_flannel_addon=False)
-    assert "oci:ContainerEngine/getClusterKubeConfig:getClusterKubeConfig" in rec.calls
-    assert checked == [f"https://{CLUSTER}.oke:6443"]
-    ds = next(i for _t, n, i in rec.registered if n == "calico-flannel-daemonset")
-    assert f"https://{CLUSTER}.oke:6443" in str(ds["kubeconfig"])
-    assert not rec.by_type("pulumi:providers:kubernetes")
+    rec, _ = _run_guarded(monkeypatch, "3.32.0", network_type="flannel-overlay", node_os="oracle-linux-8",
+                          cluster_id=pulumi.Output.from_input(CLUSTER), disable_flannel_addon=False)
+    assert oke.requests[f"POST /20180222/clusters/{CLUSTER}/kubeconfig/content"] >= 1
+    assert checked == ["https://10.0.0.5:6443"]
+    for step in ("calico-flannel-daemonset", "calico-calico-node-rollout"):
+        inputs = next(i for _t, n, i in rec.registered if n == step)
+        assert _is_secret(inputs["kubeconfig"]) and "https://10.0.0.5:6443" in str(inputs["kubeconfig"]), step
+    for provider in ("calico-k8s", "calico-k8s-crds"):
+        inputs = _provider_inputs(rec, provider)
+        assert _is_secret(inputs["kubeconfig"]) and "https://10.0.0.5:6443" in str(inputs["kubeconfig"])
+        assert inputs["clusterIdentifier"] == CLUSTER
+    objects = [n for t, n, _i in rec.registered if t.startswith("kubernetes:")]
+    assert objects and all("::calico-k8s" in rec.providers[n] for n in objects)
 
 
-@pytest.mark.parametrize("adopt", [False, True])
-def test_an_unreachable_cluster_fails_closed_only_when_adopting(monkeypatch: pytest.MonkeyPatch, adopt: bool) -> None:
-    """A reachable cluster installs either way. An unreachable one is a warning without adopt_existing (the provider
-    refuses to create what exists), and with it an error at preview: adoption upserts, so an
-    unchecked cluster could hand another stack's Calico to this one."""
+def test_a_cluster_that_cannot_be_read_fails_closed_at_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reachable cluster installs. One the checks cannot read is a warning at preview (previews from outside a
+    private endpoint stay possible) and an error at `up` that names the endpoint and registers no provider and no
+    object; skip_cluster_checks lets that `up` go on, with a warning. With adopt_existing, preview fails too."""
     from calico_component.cluster import ownership
 
-    rec, _ = _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text(), adopt_existing=adopt)
+    rec, _ = _run_guarded(monkeypatch, "3.31.5", preview=False, kubeconfig=kubeconfig_text())
     assert len(_k8s(rec)) == len(upstream_objects("3.31.5", "calico-policy-only.yaml"))
 
     def unreachable(*_: Any) -> None:
         raise ClusterUnreachableError("https://10.0.0.5:6443 did not answer within 3s to connect")
 
     monkeypatch.setattr(ownership, "check_cluster", unreachable)
-    if not adopt:
-        rec, warnings = _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text())
-        assert [w for w in warnings if "could not check who manages Calico" in w and "10.0.0.5" in w]
-        assert len(_k8s(rec)) == len(upstream_objects("3.31.5", "calico-policy-only.yaml"))
-        return
+    rec, warnings = _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text())
+    assert [w for w in warnings if "could not read the cluster" in w and "10.0.0.5" in w and "`pulumi up` will refuse"
+            in w]
+    assert len(_k8s(rec)) == len(upstream_objects("3.31.5", "calico-policy-only.yaml"))
+    refused = Recorder()
+    with pytest.raises(pulumi.RunError, match=r"could not \(https://10\.0\.0\.5:6443 did not answer.*Nothing was "
+                                              r"changed.*skip_cluster_checks"):
+        _run_guarded(monkeypatch, "3.31.5", rec=refused, preview=False, kubeconfig=kubeconfig_text())
+    assert not [t for t, _n, _i in refused.registered if t.startswith(("kubernetes:", "pulumi:providers"))]
+    rec, warnings = _run_guarded(monkeypatch, "3.31.5", preview=False, kubeconfig=kubeconfig_text(),
+                                 skip_cluster_checks=True)
+    assert [w for w in warnings if w.startswith("skip_cluster_checks: the cluster could not be read")]
+    assert len(_k8s(rec)) == len(upstream_objects("3.31.5", "calico-policy-only.yaml"))
     with pytest.raises(pulumi.RunError, match=r"adopt_existing takes over .*10\.0\.0\.5.*Nothing was changed"):
         _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text(), adopt_existing=True)

@@ -12,14 +12,15 @@ import pulumi
 import pytest
 
 from calico_component.steps.types import ROLLOUT_AWAITED
-from tests.conftest import REPO, kubeconfig_text, mirror_path, upstream_image, upstream_objects
+from tests.conftest import OKE_CLUSTER, REPO, kubeconfig_text, mirror_path, upstream_image, upstream_objects
 from tests.e2e.readme import OKE_PROGRAM, marked_block
+from tests.fake_oke import FakeOke, Pool
 from tests.test_component import _is_secret
 
 #: No cluster here: the component's ownership check only records what it was asked (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("ownership_checks")
+pytestmark = pytest.mark.usefixtures("ownership_checks", "oke")
 
-CLUSTER = "ocid1.cluster.oc1.iad.aaaaexample"
+CLUSTER = OKE_CLUSTER
 #: What the examples install unless calicoVersion says otherwise: Oracle's row for Kubernetes 1.36, OKE's newest.
 EXAMPLES_VERSION = "3.32.0"
 
@@ -37,8 +38,6 @@ class ExampleMocks(pulumi.runtime.Mocks):
         return f"ocid1.{args.name}.mock", args.inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        if args.token == "oci:ContainerEngine/getClusterKubeConfig:getClusterKubeConfig":
-            return {"content": kubeconfig_text()}, []
         if args.token == "oci:Identity/getAvailabilityDomains:getAvailabilityDomains":
             return {"availabilityDomains": [{"name": "Uocm:US-ASHBURN-AD-1"}]}, []
         raise AssertionError(f"unexpected invoke {args.token}")
@@ -51,26 +50,6 @@ def _calico_node_image(m: ExampleMocks) -> str:
     """The image of the calico-node container in the calico-node DaemonSet the program registered."""
     ds = next(i for t, n, i in m.registered if t == "kubernetes:apps/v1:DaemonSet" and n.endswith("calico-node"))
     return str(next(c["image"] for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "calico-node"))
-
-
-class OkeClusterMocks(ExampleMocks):
-    """Also answers the lookups of a VCN-native OKE cluster on Kubernetes 1.36 with one Oracle Linux 8 node pool."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.invokes: list[tuple[str, dict[str, Any]]] = []
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        self.invokes.append((args.token.split(":")[-1], dict(args.args)))
-        if args.token == "oci:ContainerEngine/getCluster:getCluster":
-            return {"compartmentId": "ocid1.compartment.x", "kubernetesVersion": "v1.36.1", "options": [],
-                    "clusterPodNetworkOptions": [{"cniType": "OCI_VCN_IP_NATIVE"}]}, []
-        if args.token == "oci:ContainerEngine/getNodePools:getNodePools":
-            return {"nodePools": [{"state": "ACTIVE", "nodeConfigDetails": [{"size": 3}],
-                                   "nodeImageName": "Oracle-Linux-8.10-2026.08.30-0-OKE-1.36.1-900"}]}, []
-        if args.token == "oci:ContainerEngine/getVirtualNodePools:getVirtualNodePools":
-            return {"virtualNodePools": []}, []
-        return super().call(args)
 
 
 def run_program(path: Path, project: str, config: dict[str, str], monkeypatch: pytest.MonkeyPatch,
@@ -94,8 +73,10 @@ def run_program(path: Path, project: str, config: dict[str, str], monkeypatch: p
     return mocks
 
 
-def test_new_flannel_cluster_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The new-cluster example builds VCN, cluster, Calico with flannel removal, and a node pool after Calico."""
+def test_new_flannel_cluster_example(monkeypatch: pytest.MonkeyPatch, oke: FakeOke) -> None:
+    """The new-cluster example builds VCN, cluster, Calico with flannel removal (on the cluster it creates, through the
+    kubeconfig OKE serves for it), and a node pool after Calico."""
+    oke.cluster_id = "ocid1.cluster.mock"  # the id the mocks give the example's cluster
     m = run_program(REPO / "examples/new-flannel-cluster/__main__.py", "calico-oke-new-flannel-cluster",
                     {"compartmentId": "ocid1.compartment.oc1..x", "nodeImageId": "ocid1.image.oc1..x"}, monkeypatch)
     order = [n for _, n, _ in m.registered]
@@ -130,11 +111,15 @@ def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not [t for t, _, _ in m.registered if t.startswith("oci:")]
 
 
-def test_readme_program_for_a_real_oke_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The README's program, given only clusterId: the cluster's CNI and node OS are read (policy-only manifest, the
-    NFT backend of Oracle Linux 8), Calico 3.32.0 goes to the cluster through the kubeconfig OKE serves for it."""
+def test_readme_program_for_a_real_oke_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, oke: FakeOke) -> None:
+    """The README's program, given only clusterId: the cluster's CNI and node OS are read from OKE (policy-only
+    manifest, the NFT backend of Oracle Linux 8), and Calico 3.32.0 goes to the cluster through the kubeconfig OKE
+    serves for it, kept secret."""
     program = tmp_path / "__main__.py"
     program.write_text(marked_block(OKE_PROGRAM, "python"))
+    oke.cni_type, oke.kubernetes_version = "OCI_VCN_IP_NATIVE", "v1.36.1"
+    oke.pools = [Pool("workers", 3, "Oracle-Linux-8.10-2026.08.30-0-OKE-1.36.1-900")]
+
     def resolved(program_globals: dict[str, Any]) -> pulumi.Output[Any]:
         calico = program_globals["calico"]
 
@@ -143,12 +128,9 @@ def test_readme_program_for_a_real_oke_cluster(monkeypatch: pytest.MonkeyPatch, 
 
         return pulumi.Output.all(calico.network_type, calico.node_os, calico.calico_version).apply(check)
 
-    mocks = OkeClusterMocks()
-    m = run_program(program, "my-oke", {"clusterId": CLUSTER}, monkeypatch, mocks, resolved)
-    invoked = {token: args for token, args in mocks.invokes}
-    assert invoked["getCluster"]["clusterId"] == CLUSTER
-    assert invoked["getNodePools"] == {"clusterId": CLUSTER, "compartmentId": "ocid1.compartment.x"}
-    assert invoked["getClusterKubeConfig"]["clusterId"] == CLUSTER
+    m = run_program(program, "my-oke", {"clusterId": OKE_CLUSTER}, monkeypatch, None, resolved)
+    assert oke.requests[f"GET /20180222/clusters/{OKE_CLUSTER}"] >= 1 and oke.requests["GET /20180222/nodePools"] == 1
+    assert oke.requests[f"POST /20180222/clusters/{OKE_CLUSTER}/kubeconfig/content"] >= 1
     installed = [t for t, _, _ in m.registered if t.startswith("kubernetes:")]
     assert len(installed) == len(upstream_objects(EXAMPLES_VERSION, "calico-policy-only.yaml"))
     assert _calico_node_image(m) == upstream_image(EXAMPLES_VERSION)
@@ -156,7 +138,7 @@ def test_readme_program_for_a_real_oke_cluster(monkeypatch: pytest.MonkeyPatch, 
     env = {e["name"]: e.get("value") for c in ds["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
     assert env["FELIX_IPTABLESBACKEND"] == "NFT" and env["FELIX_INTERFACEPREFIX"] == "oci"
     providers = [i for t, _, i in m.registered if t == "pulumi:providers:kubernetes"]
-    assert providers and all(_is_secret(p["kubeconfig"]) and p["kubeconfig"]["value"] == kubeconfig_text()
+    assert providers and all(_is_secret(p["kubeconfig"]) and p["kubeconfig"]["value"] == oke.kubeconfig()
                              for p in providers)
 
 

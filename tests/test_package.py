@@ -29,7 +29,7 @@ DOCUMENTED_INPUTS = {
     "adoptExisting", "disableFlannelAddon", "manifestMirror", "manifestSha256", "imageRegistry", "podCidr", "typha",
     "typhaReplicas", "skipAwait", "awaitTimeoutSeconds", "forceConflicts", "strictVersionCheck", "kubernetesVersion",
     "ociRegion", "ociProfile", "ociAuth", "ociEndpoint", "addonTimeoutSeconds", "manifestTimeoutSeconds",
-    "verifyPolicy", "verifyPolicyNodes", "calicoNodeMaxUnavailable",
+    "verifyPolicy", "verifyPolicyNodes", "calicoNodeMaxUnavailable", "skipClusterChecks", "ociConfigFile",
 }
 DOCUMENTED_OUTPUTS = ["calicoVersion", "networkType", "nodeOs", "manifestUrl", "manifestSha256", "objectCount",
                       "resourceNames", "typhaEnabled", "podCidr", "policyCheck"]

@@ -21,6 +21,7 @@ from calico_component.steps.handler import Operation
 from calico_component.steps.policy import PolicyCheckStep
 from calico_component.steps.types import POLICY_CHECKED
 from tests.conftest import kubeconfig_text, mirror_path
+from tests.fake_oke import FakeOke
 from tests.test_component import CLUSTER, Recorder, _is_secret
 from tests.test_verify import FakeCluster, _node
 
@@ -120,13 +121,14 @@ def test_the_check_waits_for_every_awaited_workload(monkeypatch: pytest.MonkeyPa
     assert len(seen[0]) == len(waited) + 1
 
 
-def test_with_cluster_id_only_the_check_uses_okes_kubeconfig() -> None:
+def test_with_cluster_id_only_the_check_uses_okes_kubeconfig(oke: FakeOke) -> None:
     """No kubeconfig input: the check runs against the kubeconfig OKE serves for cluster_id, kept secret."""
+    oke.kubernetes_endpoint = "10.0.0.5:6443"
     rec = CheckRecorder()
     _run(rec, {"calico": _args(kubeconfig=None, cluster_id=CLUSTER, verify_policy=True)})
-    assert "oci:ContainerEngine/getClusterKubeConfig:getClusterKubeConfig" in rec.calls
+    assert oke.requests[f"POST /20180222/clusters/{CLUSTER}/kubeconfig/content"] >= 1
     kubeconfig = _checks(rec)["calico-policy-check"]["kubeconfig"]
-    assert _is_secret(kubeconfig) and f"https://{CLUSTER}.oke:6443" in str(kubeconfig)
+    assert _is_secret(kubeconfig) and "https://10.0.0.5:6443" in str(kubeconfig)
 
 
 def test_the_check_runs_again_only_when_calico_node_changes() -> None:

@@ -19,7 +19,7 @@ from calico_component.errors import ClusterAccessError, ClusterAuthError, Cluste
 from calico_component.steps.handler import Operation
 from calico_component.steps.rollout import RolloutAwaitedStep
 from tests.conftest import kubeconfig_text, mirror_path
-from tests.test_component import Recorder
+from tests.test_component import Recorder, users_provider
 
 pytestmark = pytest.mark.usefixtures("ownership_checks")
 
@@ -292,7 +292,8 @@ def _build(rec: Recorder, **kw: Any) -> None:
 
     @pulumi.runtime.test
     def program() -> Any:
-        calico = Calico("calico", _args(**kw))
+        args = _args(**kw)
+        calico = Calico("calico", args, None if args.kubeconfig is not None else users_provider())
         return pulumi.Output.all(*[c.urn for c in calico._children.values()])
 
     program()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -144,10 +143,6 @@ class Kube:
             raise unreachable(self.server, type(exc).__name__) from None
         return int(response.status), bytes(response.data)
 
-    def read_json(self, what: str, fn: Callable[[], Any]) -> Any:
-        """``fn()`` called with ``_preload_content=False`` semantics by the caller: its JSON body."""
-        return json.loads(self.call(what, fn).data)
-
 
 def unreachable(server: str, why: str) -> ClusterUnreachableError:
     return ClusterUnreachableError(
@@ -229,11 +224,8 @@ def _ca_digest(doc: dict[str, Any]) -> str:
 
 
 def identity(kubeconfig: str) -> str:
-    """Which cluster ``kubeconfig`` names, whatever its credentials: ``oke:<cluster OCID>`` for an OKE kubeconfig,
-    else ``<server URL> (CA sha256 <first 16 hex digits>)``. A rotated token or a new user keeps it; another
-    cluster changes it."""
+    """Which cluster ``kubeconfig`` names, whatever its credentials: the OKE cluster OCID for an OKE kubeconfig (what
+    ``cluster_id`` gives too), else ``<server URL> (CA sha256 <first 16 hex digits>)``. A rotated token or a new user
+    keeps it; another cluster changes it."""
     doc = load_kubeconfig(kubeconfig)
-    cluster_id = oke_cluster_id(doc)
-    if cluster_id:
-        return f"oke:{cluster_id}"
-    return f"{server_of(doc)} (CA sha256 {_ca_digest(doc)})"
+    return oke_cluster_id(doc) or f"{server_of(doc)} (CA sha256 {_ca_digest(doc)})"

@@ -1,4 +1,6 @@
-"""OCI Container Engine calls that survive throttling and transient faults, and explain the permanent ones."""
+"""The one way calico-oke calls OCI: one configuration (``OciSettings``: auth, profile, config file, region,
+endpoint) for every call, clients built from it, and calls that survive throttling and transient faults and explain
+the permanent ones."""
 
 from __future__ import annotations
 
@@ -26,6 +28,64 @@ _PERMANENT_HINTS = {
     404: "the cluster or add-on does not exist, or OCI hides it from this user (404 NotAuthorizedOrNotFound): check "
          "cluster_id, oci_region, and that the user may read the cluster (`inspect cluster-family`)",
 }
+
+
+#: How calico-oke may authenticate to OCI.
+OCI_AUTH_METHODS = ("api_key", "instance_principal", "resource_principal")
+
+
+@dataclass(frozen=True)
+class OciSettings:
+    """Where and as whom every OCI call of one component goes: the OKE lookups at preview, the kubeconfig OKE serves
+    (and its token command), and the Flannel add-on step. Unset values are the OCI SDK's and CLI's defaults."""
+
+    auth: str = "api_key"
+    profile: str | None = None
+    config_file: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    #: Seconds to wait for one answer (connecting takes at most 10).
+    request_timeout: float = 60.0
+
+    def describe(self) -> str:
+        """How the calls authenticate, for error messages: ``api_key (profile DEFAULT of ~/.oci/config)``."""
+        if self.auth != "api_key":
+            return self.auth
+        return f"api_key (profile {self.profile or 'DEFAULT'} of {self.config_file or '~/.oci/config'})"
+
+
+def client(settings: OciSettings, kind: str = "container_engine", *, purpose: str = "call OCI") -> Any:
+    """An OCI SDK client (``container_engine`` or ``core`` compute) for ``settings``. Retries are this module's
+    (``call``), so the SDK's own are off. A configuration that cannot sign requests is an OciApiError saying how to
+    fix it."""
+    import oci
+
+    kwargs: dict[str, Any] = {
+        "retry_strategy": oci.retry.NoneRetryStrategy(),
+        "circuit_breaker_strategy": oci.circuit_breaker.NoCircuitBreakerStrategy(),
+        "timeout": (10.0, settings.request_timeout),
+    }
+    if settings.endpoint and kind == "container_engine":
+        kwargs["service_endpoint"] = settings.endpoint
+    factory = {"container_engine": oci.container_engine.ContainerEngineClient,
+               "compute": oci.core.ComputeClient}[kind]
+    try:
+        if settings.auth == "instance_principal":
+            signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
+            return factory({"region": settings.region or signer.region}, signer=signer, **kwargs)
+        if settings.auth == "resource_principal":
+            signer = oci.auth.signers.get_resource_principals_signer()
+            return factory({"region": settings.region or signer.region}, signer=signer, **kwargs)
+        config = oci.config.from_file(file_location=settings.config_file or oci.config.DEFAULT_LOCATION,
+                                      profile_name=settings.profile or oci.config.DEFAULT_PROFILE)
+        if settings.region:
+            config["region"] = settings.region
+        return factory(config, **kwargs)
+    except Exception as exc:  # the SDK raises ClientError, ValueError, or requests errors (principal metadata)
+        raise OciApiError(
+            f"cannot set up OCI authentication ({settings.describe()}) to {purpose}: {type(exc).__name__}: {exc}. "
+            "Configure ~/.oci/config (`oci setup config`), or set oci_profile / oci_auth (instance_principal on an "
+            "OCI instance)") from None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import FlannelRemovalError, OciApiError
-from .oci_api import TRANSIENT_STATUSES, Retry, call
+from .oci_api import TRANSIENT_STATUSES, OciSettings, Retry, call, client
 
 #: The add-on is disabled (or there is none of that name): the state the resource wants.
 GONE_STATES = frozenset({"DELETED", "ABSENT"})
@@ -16,44 +16,21 @@ GONE_STATES = frozenset({"DELETED", "ABSENT"})
 _BUSY_STATES = frozenset({"CREATING", "UPDATING", "DELETING"})
 _WORK_REQUEST_DONE = "SUCCEEDED"
 _WORK_REQUEST_FAILED = frozenset({"FAILED", "CANCELED", "CANCELING"})
+_FLANNEL = "Flannel"
 #: How long a refresh keeps trying OCI before it keeps the last known state.
 REFRESH_TIMEOUT_SECONDS = 60.0
 
 
-def _oci_client(props: dict[str, Any]) -> Any:
-    import oci
+def settings_of(props: dict[str, Any]) -> OciSettings:
+    """The OCI settings the step's properties carry (the component's one OCI configuration)."""
+    return OciSettings(auth=props.get("auth") or "api_key", profile=props.get("profile"),
+                       config_file=props.get("config_file"), region=props.get("region"), endpoint=props.get("endpoint"),
+                       request_timeout=float(props.get("request_timeout_seconds") or 60))
 
-    kwargs: dict[str, Any] = {
-        # Retries are this module's (oke_api.call): bounded by the add-on timeout, and explained when they run out.
-        "retry_strategy": oci.retry.NoneRetryStrategy(),
-        "circuit_breaker_strategy": oci.circuit_breaker.NoCircuitBreakerStrategy(),
-        "timeout": (10.0, float(props.get("request_timeout_seconds") or 60)),
-    }
-    if props.get("endpoint"):
-        kwargs["service_endpoint"] = props["endpoint"]
-    auth = props.get("auth") or "api_key"
-    try:
-        if auth == "instance_principal":
-            signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
-            config: dict[str, Any] = {"region": props.get("region") or signer.region}
-            return oci.container_engine.ContainerEngineClient(config, signer=signer, **kwargs)
-        if auth == "resource_principal":
-            signer = oci.auth.signers.get_resource_principals_signer()
-            config = {"region": props.get("region") or signer.region}
-            return oci.container_engine.ContainerEngineClient(config, signer=signer, **kwargs)
-        config = oci.config.from_file(
-            file_location=props.get("config_file") or oci.config.DEFAULT_LOCATION,
-            profile_name=props.get("profile") or oci.config.DEFAULT_PROFILE,
-        )
-        if props.get("region"):
-            config["region"] = props["region"]
-        return oci.container_engine.ContainerEngineClient(config, **kwargs)
-    except Exception as exc:  # the SDK raises ClientError, ValueError, or requests errors (principal metadata)
-        raise OciApiError(
-            f"cannot set up OCI authentication ({auth}) to disable the {props.get('addon_name')} add-on: "
-            f"{type(exc).__name__}: {exc}. Configure ~/.oci/config (or set oci_profile / oci_auth), or set "
-            "disable_flannel_addon=False to skip the OKE add-on step"
-        ) from exc
+
+def _oci_client(props: dict[str, Any]) -> Any:
+    return client(settings_of(props), purpose=f"disable the {props.get('addon_name')} add-on (or set "
+                  "disable_flannel_addon=False to skip the OKE add-on step)")
 
 
 def _budget(props: dict[str, Any], pause: Callable[[float], None], seconds: float | None = None) -> Retry:
@@ -64,7 +41,9 @@ def _budget(props: dict[str, Any], pause: Callable[[float], None], seconds: floa
 
 
 def _addon_state(client: Any, props: dict[str, Any], retry: Retry) -> str:
-    """The add-on's lifecycle state; ``ABSENT`` when OKE has none of that name on an existing cluster."""
+    """The add-on's lifecycle state; ``ABSENT`` when the cluster has none of that name (disabled with its resources
+    removed). A name OKE does not offer at all is a mistake, not an absent add-on: an error naming the add-ons the
+    cluster has and those OKE offers."""
     import oci
 
     cluster_id, name = props["cluster_id"], props["addon_name"]
@@ -73,9 +52,25 @@ def _addon_state(client: Any, props: dict[str, Any], retry: Retry) -> str:
                      lambda: client.get_addon(cluster_id, name), retry, passthrough=frozenset({404}))
     except oci.exceptions.ServiceError:
         # 404 NotAuthorizedOrNotFound: no such add-on, unless the cluster itself cannot be read.
-        call(f"reading OKE cluster {cluster_id}", lambda: client.get_cluster(cluster_id), retry)
+        cluster = call(f"reading OKE cluster {cluster_id}", lambda: client.get_cluster(cluster_id), retry).data
+        _refuse_unknown_name(client, props, str(cluster.kubernetes_version or ""), retry)
         return "ABSENT"
     return str(addon.data.lifecycle_state)
+
+
+def _refuse_unknown_name(client: Any, props: dict[str, Any], kubernetes_version: str, retry: Retry) -> None:
+    cluster_id, name = props["cluster_id"], props["addon_name"]
+    installed = sorted(str(a.name) for a in call(f"listing the add-ons of OKE cluster {cluster_id}",
+                                                  lambda: client.list_addons(cluster_id), retry).data)
+    offered = sorted(str(a.name) for a in call(f"listing the add-ons OKE offers for Kubernetes {kubernetes_version}",
+                                                lambda: client.list_addon_options(kubernetes_version), retry).data)
+    if name in installed or name in offered:
+        return
+    raise FlannelRemovalError(
+        f"OKE has no add-on named {name!r}: cluster {cluster_id} has {', '.join(installed) or 'no add-ons'}, and OKE "
+        f"offers {', '.join(offered) or 'none'} for Kubernetes {kubernetes_version}. Set flannel_addon_name "
+        f"(flannelAddonName) to the flannel add-on's name (OKE calls it {_FLANNEL!r}), or disable_flannel_addon=False "
+        "when the cluster has no flannel add-on")
 
 
 def _past(retry: Retry, poll: float) -> bool:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import pulumi
 
 from ..cluster.flannel import DEFAULT_FLANNEL_ADDON_NAME
+from ..cluster.oci_api import OCI_AUTH_METHODS
 from ..errors import ConfigurationError
 from ..manifest.plan import validate_typha_mode
+from ..manifest.releases import validate_network_type, validate_node_os
 from ..manifest.transforms import validate_max_unavailable
-
-OCI_AUTH_METHODS = ("api_key", "instance_principal", "resource_principal")
 
 
 @dataclass(kw_only=True)
@@ -33,17 +33,23 @@ beside the OCI VCN-native CNI, calico-policy-only.yaml). Default: read from the 
     """Worker node image: `oracle-linux-7`, `oracle-linux-8` or `oracle-linux-9` (8 and 9 get \
 FELIX_IPTABLESBACKEND=NFT). Default: derived from the cluster's node pool images."""
     cluster_id: pulumi.Input[str] | None = None
-    """OKE cluster OCID. Needed for flannel removal through the OKE add-on and to read settings from the \
-cluster; an unknown value (a cluster created in the same program) needs `network_type` and `node_os`."""
+    """OKE cluster OCID: the cluster every step acts on. Without `kubeconfig`, the kubeconfig OKE serves for it is \
+used for everything (the Calico objects, flannel removal, the checks, the waits); with `kubeconfig`, both must name \
+the same cluster. Settings are read from it; an unknown value (a cluster created in the same program) needs \
+`network_type` and `node_os`."""
     kubeconfig: pulumi.Input[str] | None = None
-    """Kubeconfig contents (not a path), kept only as a secret. Creates the component's own Kubernetes providers; \
-without it the providers of the resource options apply, and flannel removal uses the kubeconfig OKE serves for \
-`cluster_id` (never the current kube context)."""
+    """Kubeconfig contents (not a path) of the cluster every step acts on, kept only as a secret. Without it, \
+`cluster_id` names the cluster, or else a Kubernetes provider in the resource options (the component then cannot \
+read the cluster itself). The current kube context is never used."""
     remove_flannel: bool = True
     """flannel-overlay: remove flannel (the OKE add-on and kube-system/kube-flannel-ds) before installing Calico."""
     allow_existing_nodes: bool = False
     """flannel-overlay: allow replacing flannel on a cluster that already has worker nodes (they keep flannel \
 until recycled)."""
+    skip_cluster_checks: bool = False
+    """Go on when the cluster cannot be read before a change: without the checks of who manages Calico there, of \
+another network provider, and of policy objects the release would stop enforcing (an `up` fails closed without it). \
+Only for a cluster you know: a second Calico or a silently unenforced policy is what those checks prevent."""
     adopt_existing: bool = False
     """Take over Calico objects that already exist, such as a Calico installed by hand with kubectl. The cluster must \
 then be reachable at preview: the check that no other stack manages them fails closed."""
@@ -93,13 +99,18 @@ where only kube-flannel-ds is deleted."""
     flannel_addon_name: str = DEFAULT_FLANNEL_ADDON_NAME
     """Name of the OKE flannel add-on."""
     oci_region: str | None = None
-    """OCI region for the add-on step. Default: the OCI SDK's (config file or environment)."""
+    """OCI region of every OCI call (the OKE lookups, the kubeconfig and its token command, the add-on step). \
+Default: the OCI config's."""
     oci_profile: str | None = None
-    """OCI config file profile for the add-on step. Default: the OCI SDK's."""
+    """OCI config file profile of every OCI call and of the kubeconfig's token command. Default: DEFAULT."""
+    oci_config_file: str | None = None
+    """OCI config file of every OCI call and of the kubeconfig's token command. Default: ~/.oci/config (or \
+OCI_CONFIG_FILE)."""
     oci_auth: str = "api_key"
-    """How the add-on step authenticates to OCI: `api_key`, `instance_principal` or `resource_principal`."""
+    """How every OCI call and the kubeconfig's token command authenticate: `api_key` (the OCI config file), \
+`instance_principal` (an OCI instance) or `resource_principal`."""
     oci_endpoint: str | None = None
-    """Container Engine API endpoint for the add-on step. Default: the region's."""
+    """Container Engine API endpoint of every OKE call. Default: the region's (or CALICO_OKE_OCI_ENDPOINT)."""
     addon_timeout_seconds: float = 900
     """How long to wait for the OKE add-on work request."""
     manifest_offline: bool = False
@@ -113,7 +124,8 @@ def validate_args(name: str, args: CalicoArgs) -> None:
     if not isinstance(args, CalicoArgs):
         raise ConfigurationError(f"args must be a CalicoArgs, got {type(args).__name__}")
     for field_name in ("calico_version", "network_type", "node_os", "manifest_mirror", "manifest_sha256",
-                       "image_registry", "pod_cidr", "kubernetes_version", "calico_node_max_unavailable"):
+                       "image_registry", "pod_cidr", "kubernetes_version", "calico_node_max_unavailable", "oci_region",
+                       "oci_profile", "oci_config_file", "oci_endpoint"):
         value = getattr(args, field_name)
         if value is not None and not isinstance(value, str):
             raise ConfigurationError(
@@ -122,6 +134,10 @@ def validate_args(name: str, args: CalicoArgs) -> None:
             )
     if args.oci_auth not in OCI_AUTH_METHODS:
         raise ConfigurationError(f"oci_auth {args.oci_auth!r} is not one of {', '.join(OCI_AUTH_METHODS)}")
+    if args.network_type is not None:
+        validate_network_type(args.network_type)
+    if args.node_os is not None:
+        validate_node_os(args.node_os)
     validate_typha_mode(args.typha)
     if args.calico_node_max_unavailable is not None:
         validate_max_unavailable(args.calico_node_max_unavailable)

@@ -7,10 +7,21 @@ from dataclasses import dataclass
 
 import pulumi
 
-from ..cluster import ownership, retired
+from ..cluster import networks, ownership, retired
 from ..cluster.flannel import FLANNEL_DAEMONSET, FLANNEL_NAMESPACE
+from ..cluster.oci_api import OciSettings
+from ..cluster.oke import (
+    ClusterFacts,
+    NodePoolFacts,
+    network_type_from_cni,
+    node_os_from_pools,
+    read_cluster,
+    read_node_pools,
+    refuse_cni_mismatch,
+    refuse_virtual_node_pools,
+)
 from ..cluster.ownership import OWNER_ANNOTATION
-from ..errors import CalicoError, ClusterUnreachableError
+from ..errors import CalicoError, ClusterAccessError
 from ..manifest.fetch import FetchOptions
 from ..manifest.plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha
 from ..manifest.releases import (
@@ -25,16 +36,6 @@ from ..manifest.render import RenderResult, render
 from ..manifest.transforms import is_calico_node, template_digest
 from .args import CalicoArgs as CalicoArgs
 from .args import validate_args
-from .detect import (
-    ClusterFacts,
-    NodePoolFacts,
-    lookup_cluster,
-    lookup_node_pools,
-    network_type_from_cni,
-    node_os_from_pools,
-    refuse_cni_mismatch,
-    refuse_virtual_node_pools,
-)
 from .objects import (
     PATCH_FORCE_ANNOTATION,
     SKIP_AWAIT_ANNOTATION,
@@ -44,8 +45,9 @@ from .objects import (
     logical_name,
     with_annotations,
 )
-from .providers import KubernetesOptions, checked_kubeconfig, create_providers
+from .providers import KubernetesOptions, create_providers
 from .steps import DaemonSetAbsent, OkeAddonDisabled, PolicyCheck, RolloutAwaited
+from .target import Target, oci_settings, refuse_no_cluster, resolve
 
 TYPE_TOKEN = "calico-oke:index:Calico"
 #: Calico's own pods: created after every CRD. Started before them, calico-node's startup cannot write
@@ -72,14 +74,25 @@ _UNCHECKED_RETIRED = (
     "Calico policy){then}."
 )
 
-_UNREACHABLE_WARNING = (
-    "could not check who manages Calico on the cluster before changing it ({why}); going on, since without "
-    "adopt_existing the Kubernetes provider refuses to create an object that already exists"
+_UNREADABLE_PREVIEW = (
+    "could not read the cluster to check who manages Calico there, whether another network provider runs, and "
+    "which policy objects it holds ({why}). This preview goes on; `pulumi up` will refuse to change anything until "
+    "those checks can run (or with skip_cluster_checks)"
 )
-_UNREACHABLE_ADOPT = (
+_UNREADABLE_UP = (
+    "calico-oke reads the cluster before it changes anything (who manages Calico there, another network provider, "
+    "policy objects the release would stop enforcing), and could not ({why}). Nothing was changed. Make the API "
+    "server reachable from here (VPN, bastion, private endpoint) and run the command again; only if you know the "
+    "cluster, set skip_cluster_checks (skipClusterChecks) to go on without those checks"
+)
+_UNREADABLE_ADOPT = (
     "adopt_existing takes over the Calico objects it finds, so calico-oke first checks that no other stack manages "
     "them, and that check could not reach the cluster ({why}). Nothing was changed. Make the API server reachable from "
     "here (VPN, bastion, private endpoint), then run the command again"
+)
+_SKIPPED = (
+    "skip_cluster_checks: the cluster could not be read ({why}); going on without checking who manages Calico there, "
+    "whether another network provider runs, and which policy objects the release would stop enforcing"
 )
 
 
@@ -118,64 +131,69 @@ class Calico(pulumi.ComponentResource):
     """With `verify_policy`: the last policy check's summary (`verify: policy enforced on N of N nodes checked ...`)."""
 
     def __init__(self, name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        validate_args(name, args)  # before registering: a refused program leaves not even the component in state
+        # Everything that can refuse the program runs before it registers: a refused program leaves not even the
+        # component in state. The OKE lookups are OCI SDK calls, made here (at preview too).
+        validate_args(name, args)
+        refuse_no_cluster(name, args, opts)
+        settings = oci_settings(args)
+        cluster = _resolve_cluster(args, settings)
+        rendered, typha, pod_cidr = _render(args, cluster)
+        target = resolve(name, args, settings, cluster.facts.endpoints if cluster.facts else None)
         super().__init__(TYPE_TOKEN, name, None, opts)
-        # Checked and marked secret before anything else: it never reaches state, logs or errors in plaintext.
-        kubeconfig = checked_kubeconfig(args.kubeconfig) if args.kubeconfig is not None else None
-        cluster = self._resolve_cluster(args)
-        self._check_compatibility(args, cluster.facts)
-        typha, pod_cidr = self._choose_extras(args, cluster)
-        rendered = render(
-            args.calico_version,
-            cluster.network_type,
-            cluster.node_os,
-            manifest_sha256=args.manifest_sha256,
-            image_registry=args.image_registry,
-            pod_cidr=pod_cidr.cidr,
-            typha=typha.typha_manifest,
-            typha_replicas=args.typha_replicas,
-            calico_node_max_unavailable=args.calico_node_max_unavailable,
-            fetch_options=FetchOptions(
-                mirror=args.manifest_mirror,
-                offline=args.manifest_offline,
-                timeout=args.manifest_timeout_seconds,
-            ),
-        )
-        check_supported(rendered.objects, rendered.calico_version)
+        self._explain(args, cluster, typha, pod_cidr, target)
 
+        kubeconfig = self._guarded(target.kubeconfig, rendered, args) if target.kubeconfig is not None else None
+        if kubeconfig is None:
+            self._warn_unchecked_retired(rendered.calico_version, "only the providers of the resource options reach "
+                                         "the cluster", ", or pass kubeconfig or cluster_id so the component checks")
+        k8s_opts = create_providers(name, kubeconfig, target.identity, adopt_existing=args.adopt_existing, parent=self)
         removing = cluster.network_type == "flannel-overlay" and args.remove_flannel
-        target = kubeconfig if kubeconfig is not None or not removing else self._oke_kubeconfig(args)
-        if target is not None:
-            target = self._guarded(target, rendered, args.adopt_existing)
-        else:
-            self._warn_unchecked_retired(rendered.calico_version, "no kubeconfig input",
-                                         ", or pass kubeconfig so the component checks")
-        providers_kubeconfig = target if kubeconfig is not None else None
-        k8s_opts = create_providers(name, providers_kubeconfig, args.cluster_id, adopt_existing=args.adopt_existing,
-                                    parent=self)
-        removal = self._remove_flannel(name, args, target, cluster.pools) if removing else []
-        reader = self._cluster_reader(args, target)
-        self_awaited = reader is not None and not args.skip_await
+        removal = self._remove_flannel(name, args, settings, kubeconfig, cluster.pools) if removing else []
+        self_awaited = kubeconfig is not None and not args.skip_await
         self._children = self._deploy(name, rendered, args, k8s_opts, removal, self_awaited)
-        rolled = self._await_rollout(name, args, rendered, reader) if self_awaited and reader is not None else []
-        check = self._policy_check(name, args, rendered, reader, rolled) if args.verify_policy else None
+        rolled = self._await_rollout(name, args, rendered, kubeconfig) if self_awaited and kubeconfig else []
+        check = self._policy_check(name, args, rendered, kubeconfig, rolled) if args.verify_policy else None
         self._register(rendered, typha, pod_cidr, check)
 
-    def _guarded(self, kubeconfig: pulumi.Output[str], rendered: RenderResult, adopt: bool) -> pulumi.Output[str]:
-        """The kubeconfig, available to the providers only once the cluster was checked: when another stack or a hand
-        install owns Calico there (``ownership``), or when the release would silently stop enforcing policy objects the
-        cluster holds (``retired``), preview fails before any provider exists, so nothing changes."""
+    def _explain(self, args: CalicoArgs, cluster: _Cluster, typha: TyphaChoice, pod_cidr: PodCidrChoice,
+                 target: Target) -> None:
+        """What preview should show of the decisions made before registering: untested releases, Typha, the pod CIDR."""
+        k8s_version = args.kubernetes_version or (cluster.facts.kubernetes_version if cluster.facts else None)
+        if k8s_version:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UntestedCombinationWarning)
+                check_compatibility(args.calico_version, k8s_version, strict=args.strict_version_check)
+            for w in caught:
+                pulumi.log.warn(str(w.message), resource=self)
+        if cluster.network_type == "flannel-overlay":
+            pulumi.log.info(f"Typha {'on' if typha.enabled else 'off'}: {typha.reason}", resource=self)
+            if pod_cidr.source == "cluster":
+                pulumi.log.info(f"pod CIDR {pod_cidr.cidr} read from the cluster's pods CIDR", resource=self)
+        if pod_cidr.warning:
+            pulumi.log.warn(pod_cidr.warning, resource=self)
+        if target.source == "providers":
+            pulumi.log.info("the Kubernetes provider of the resource options installs Calico; the component cannot "
+                            "read that cluster itself, so it does not check who manages Calico there, does not wait for "
+                            "calico-node by progress (the provider awaits it), and cannot remove flannel or check "
+                            "policy", resource=self)
+
+    def _guarded(self, kubeconfig: pulumi.Output[str], rendered: RenderResult, args: CalicoArgs) -> pulumi.Output[str]:
+        """The kubeconfig, available to the providers and steps only once the cluster was checked: another stack's or
+        a hand-installed Calico (``ownership``), another network provider (``networks``), policy objects the release
+        would silently stop enforcing (``retired``) fail preview before any provider exists, so nothing changes. A
+        cluster that cannot be read is a warning at preview and an error at `up` (with adopt_existing, at preview
+        too), unless skip_cluster_checks."""
         objects, me, version = list(rendered.objects), stack_identity(), rendered.calico_version
 
         def check(text: str) -> str:
             try:
-                ownership.check_cluster(text, objects, me, adopt)
+                ownership.check_cluster(text, objects, me, args.adopt_existing)
+                networks.check_cluster(text)
                 warning = retired.check_cluster(text, version)
-            except ClusterUnreachableError as exc:
-                if adopt:
-                    raise pulumi.RunError(_UNREACHABLE_ADOPT.format(why=exc)) from None
-                pulumi.log.warn(_UNREACHABLE_WARNING.format(why=exc), resource=self)
-                self._warn_unchecked_retired(version, "the cluster could not be reached", "")
+            except ClusterAccessError as exc:
+                if not exc.transient:
+                    raise pulumi.RunError(str(exc)) from None
+                self._unreadable(str(exc), args, version)
             except CalicoError as exc:
                 # Raised inside an apply: a RunError is shown as its message alone, any other exception with a traceback.
                 raise pulumi.RunError(str(exc)) from None
@@ -186,77 +204,26 @@ class Calico(pulumi.ComponentResource):
 
         return kubeconfig.apply(check)
 
-    def _oke_kubeconfig(self, args: CalicoArgs) -> pulumi.Output[str]:
-        """The kubeconfig OKE serves for ``cluster_id`` (a secret): flannel removal acts on that cluster, never on the
-        current kube context (``validate_args`` made sure one of the two inputs is there)."""
-        import pulumi_oci as oci
-
-        assert args.cluster_id is not None
-        result = oci.containerengine.get_cluster_kube_config_output(
-            cluster_id=args.cluster_id, token_version="2.0.0", opts=pulumi.InvokeOptions(parent=self))
-        return pulumi.Output.secret(result.content)
+    def _unreadable(self, why: str, args: CalicoArgs, version: str) -> None:
+        """A cluster the checks could not read: fail closed, except at preview and with skip_cluster_checks."""
+        if args.skip_cluster_checks:
+            pulumi.log.warn(_SKIPPED.format(why=why), resource=self)
+            self._warn_unchecked_retired(version, "the cluster could not be read", "")
+            return
+        if args.adopt_existing:
+            raise pulumi.RunError(_UNREADABLE_ADOPT.format(why=why))
+        if not pulumi.runtime.is_dry_run():
+            raise pulumi.RunError(_UNREADABLE_UP.format(why=why))
+        pulumi.log.warn(_UNREADABLE_PREVIEW.format(why=why), resource=self)
+        self._warn_unchecked_retired(version, "the cluster could not be read", "")
 
     def _warn_unchecked_retired(self, version: str, why: str, then: str) -> None:
         """Say so when ``version`` retires policy kinds that could not be looked for on the cluster."""
         if retired.retired_kinds(version):
             pulumi.log.warn(_UNCHECKED_RETIRED.format(version=version, why=why, then=then), resource=self)
 
-    def _resolve_cluster(self, args: CalicoArgs) -> _Cluster:
-        """Network type and node OS, from the inputs or the OKE cluster, with the guards of Oracle's page.
-
-        With explicit inputs no OCI lookup is made, except what flannel-overlay needs: the node
-        pools (guards, Typha auto) and the cluster (pods CIDR), when ``cluster_id`` is a known OCID.
-        """
-        cluster_id = args.cluster_id if isinstance(args.cluster_id, str) else None
-        detecting = args.network_type is None or args.node_os is None
-        wants_cluster = detecting or (args.network_type == "flannel-overlay" and args.pod_cidr is None)
-        facts = None
-        if cluster_id is not None and (wants_cluster or _flannel_needs_pools(args, args.network_type)):
-            facts = lookup_cluster(cluster_id, self)
-        network_type = validate_network_type(
-            args.network_type if args.network_type is not None
-            else network_type_from_cni(facts.cni_type if facts else None, str(cluster_id))
-        )
-        if facts is not None:
-            refuse_cni_mismatch(network_type, facts)
-        pools: NodePoolFacts | None = None
-        if facts is not None and (args.node_os is None or _flannel_needs_pools(args, network_type)):
-            pools = lookup_node_pools(facts, self)
-            refuse_virtual_node_pools(pools, facts.cluster_id)
-        if args.node_os is not None:
-            node_os = validate_node_os(args.node_os)
-        else:
-            assert pools is not None  # validate_args: detection needs a known cluster OCID
-            node_os = node_os_from_pools(pools, str(cluster_id))
-        return _Cluster(network_type, node_os, facts, pools)
-
-    def _check_compatibility(self, args: CalicoArgs, facts: ClusterFacts | None) -> None:
-        """Warn (or fail, in strict mode) when Oracle did not test this Calico / Kubernetes pair."""
-        k8s_version = args.kubernetes_version or (facts.kubernetes_version if facts else None)
-        if not k8s_version:
-            return
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UntestedCombinationWarning)
-            check_compatibility(args.calico_version, k8s_version, strict=args.strict_version_check)
-        for w in caught:
-            pulumi.log.warn(str(w.message), resource=self)
-
-    def _choose_extras(self, args: CalicoArgs, cluster: _Cluster) -> tuple[TyphaChoice, PodCidrChoice]:
-        """Typha and the pod CIDR (decisions beyond Oracle's document), logged so preview shows why."""
-        typha = choose_typha(args.typha, cluster.network_type, replicas=args.typha_replicas,
-                             node_count=cluster.pools.node_count if cluster.pools else None)
-        pod_cidr = choose_pod_cidr(cluster.network_type, args.pod_cidr, cluster.facts.pods_cidr if cluster.facts else None)
-        if cluster.network_type == "flannel-overlay":
-            pulumi.log.info(f"Typha {'on' if typha.enabled else 'off'}: {typha.reason}", resource=self)
-            if pod_cidr.source == "cluster":
-                pulumi.log.info(f"pod CIDR {pod_cidr.cidr} read from the cluster's pods CIDR", resource=self)
-        if pod_cidr.warning:
-            pulumi.log.warn(pod_cidr.warning, resource=self)
-        return typha, pod_cidr
-
-    def _remove_flannel(
-        self, name: str, args: CalicoArgs, kubeconfig: pulumi.Output[str] | None, pools: NodePoolFacts | None
-    ) -> list[pulumi.Resource]:
+    def _remove_flannel(self, name: str, args: CalicoArgs, settings: OciSettings, kubeconfig: pulumi.Output[str] | None,
+                        pools: NodePoolFacts | None) -> list[pulumi.Resource]:
         child = pulumi.ResourceOptions(parent=self)
         steps: list[pulumi.Resource] = []
         if args.disable_flannel_addon:
@@ -265,10 +232,11 @@ class Calico(pulumi.ComponentResource):
                 f"{name}-flannel-addon",
                 cluster_id=_after(kubeconfig, args.cluster_id),
                 addon_name=args.flannel_addon_name,
-                region=args.oci_region,
-                profile=args.oci_profile,
-                auth=args.oci_auth,
-                endpoint=args.oci_endpoint,
+                region=settings.region,
+                profile=settings.profile,
+                config_file=settings.config_file,
+                auth=settings.auth,
+                endpoint=settings.endpoint,
                 timeout_seconds=args.addon_timeout_seconds,
                 existing_node_count=pools.node_count if pools else None,
                 allow_existing_nodes=args.allow_existing_nodes,
@@ -328,13 +296,6 @@ class Calico(pulumi.ComponentResource):
             children[n] = create_resource(n, with_annotations(obj, extra), opts)
         return children
 
-    def _cluster_reader(self, args: CalicoArgs, target: pulumi.Output[str] | None) -> pulumi.Output[str] | None:
-        """The kubeconfig the component's own reads of the cluster use (the rollout wait, the policy check): the
-        checked one, else OKE's for ``cluster_id``; None with only the providers of ``opts``."""
-        if target is not None:
-            return target
-        return self._oke_kubeconfig(args) if args.cluster_id is not None else None
-
     def _await_rollout(self, name: str, args: CalicoArgs, rendered: RenderResult,
                        kubeconfig: pulumi.Output[str]) -> list[pulumi.Resource]:
         """calico-node's rollout awaited by progress (``rollout_wait``), not by the provider's total timeout."""
@@ -350,7 +311,7 @@ class Calico(pulumi.ComponentResource):
                       kubeconfig: pulumi.Output[str] | None, rolled: list[pulumi.Resource]) -> PolicyCheck:
         """The check, after every awaited workload (calico-node's rollout, and Typha and kube-controllers it may
         need)."""
-        assert kubeconfig is not None  # validate_args: kubeconfig or cluster_id
+        assert kubeconfig is not None  # validate_args: verify_policy needs kubeconfig or cluster_id
         workloads = [self._children[logical_name(name, obj)] for obj in rendered.objects
                      if obj.get("kind") in WORKLOAD_KINDS] + rolled
         return PolicyCheck(
@@ -383,6 +344,51 @@ class Calico(pulumi.ComponentResource):
             "pod_cidr": self.pod_cidr,
             "policy_check": self.policy_check,
         })
+
+
+def _resolve_cluster(args: CalicoArgs, settings: OciSettings) -> _Cluster:
+    """Network type and node OS, from the inputs or the OKE cluster, with the guards of Oracle's page.
+
+    With explicit inputs no OCI lookup is made, except what flannel-overlay needs: the node pools (guards, Typha auto)
+    and the cluster (pods CIDR), when ``cluster_id`` is a known OCID.
+    """
+    cluster_id = args.cluster_id if isinstance(args.cluster_id, str) else None
+    detecting = args.network_type is None or args.node_os is None
+    wants_cluster = detecting or (args.network_type == "flannel-overlay" and args.pod_cidr is None)
+    facts = None
+    if cluster_id is not None and (wants_cluster or _flannel_needs_pools(args, args.network_type)):
+        facts = read_cluster(settings, cluster_id)
+    network_type = validate_network_type(
+        args.network_type if args.network_type is not None
+        else network_type_from_cni(facts.cni_type if facts else None, str(cluster_id))
+    )
+    if facts is not None:
+        refuse_cni_mismatch(network_type, facts)
+    pools: NodePoolFacts | None = None
+    if facts is not None and (args.node_os is None or _flannel_needs_pools(args, network_type)):
+        pools = read_node_pools(settings, facts)
+        refuse_virtual_node_pools(pools, facts.cluster_id)
+    if args.node_os is not None:
+        node_os = validate_node_os(args.node_os)
+    else:
+        assert pools is not None  # validate_args: detection needs a known cluster OCID
+        node_os = node_os_from_pools(pools, str(cluster_id))
+    return _Cluster(network_type, node_os, facts, pools)
+
+
+def _render(args: CalicoArgs, cluster: _Cluster) -> tuple[RenderResult, TyphaChoice, PodCidrChoice]:
+    """The manifest, fetched, verified and edited for the cluster, with Typha and the pod CIDR decided."""
+    typha = choose_typha(args.typha, cluster.network_type, replicas=args.typha_replicas,
+                         node_count=cluster.pools.node_count if cluster.pools else None)
+    pod_cidr = choose_pod_cidr(cluster.network_type, args.pod_cidr, cluster.facts.pods_cidr if cluster.facts else None)
+    rendered = render(
+        args.calico_version, cluster.network_type, cluster.node_os, manifest_sha256=args.manifest_sha256,
+        image_registry=args.image_registry, pod_cidr=pod_cidr.cidr, typha=typha.typha_manifest,
+        typha_replicas=args.typha_replicas, calico_node_max_unavailable=args.calico_node_max_unavailable,
+        fetch_options=FetchOptions(mirror=args.manifest_mirror, offline=args.manifest_offline,
+                                   timeout=args.manifest_timeout_seconds))
+    check_supported(rendered.objects, rendered.calico_version)
+    return rendered, typha, pod_cidr
 
 
 def stack_identity() -> str:

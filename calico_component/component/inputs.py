@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 import pulumi
 
+from ..cluster.oci_api import OCI_AUTH_METHODS
 from ..errors import ConfigurationError
 from ..manifest.plan import TYPHA_MODES
 from ..manifest.releases import NETWORK_TYPES, NODE_OSES
-from .args import OCI_AUTH_METHODS, CalicoArgs
+from .args import CalicoArgs
 from .calico import Calico
 
 Kind = Literal["string", "boolean", "integer", "number", "array"]

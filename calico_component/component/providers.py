@@ -48,26 +48,26 @@ def _checked(text: str) -> str:
 
 
 def provider_args(
-    kubeconfig: pulumi.Output[str], cluster_id: pulumi.Input[str] | None, *, upsert: bool
+    kubeconfig: pulumi.Output[str], cluster: pulumi.Input[str] | None, *, upsert: bool
 ) -> dict[str, Any]:
     """Keyword arguments of one ``kubernetes.Provider``.
 
-    ``cluster_id`` becomes ``cluster_identifier``: the provider is then replaced only when the
-    cluster changes, never because the kubeconfig did (a rotated token, a new endpoint), which
-    would otherwise replace every Calico object. ``upsert`` sets ``upsert_existing_objects``
-    (pulumi-kubernetes 4.29+: a create of an object that already exists updates it instead of
-    failing with AlreadyExists).
+    ``cluster`` (the target's identity: its OKE cluster id, else the kubeconfig's server and CA) becomes
+    ``cluster_identifier``: the provider is then replaced only when the cluster changes, never because the kubeconfig
+    did (a rotated token, a new endpoint), which would otherwise replace every Calico object. ``upsert`` sets
+    ``upsert_existing_objects`` (pulumi-kubernetes 4.29+: a create of an object that already exists updates it
+    instead of failing with AlreadyExists).
     """
     args: dict[str, Any] = {"kubeconfig": kubeconfig, **IN_PLACE_SETTINGS, "upsert_existing_objects": upsert}
-    if cluster_id is not None:
-        args["cluster_identifier"] = cluster_id
+    if cluster is not None:
+        args["cluster_identifier"] = cluster
     return args
 
 
 def create_providers(
     name: str,
     kubeconfig: pulumi.Output[str] | None,
-    cluster_id: pulumi.Input[str] | None,
+    cluster: pulumi.Input[str] | None,
     *,
     adopt_existing: bool,
     parent: pulumi.Resource,
@@ -91,8 +91,8 @@ def create_providers(
         return KubernetesOptions(crds=child, objects=child)
     import pulumi_kubernetes as k8s
 
-    objects = k8s.Provider(f"{name}-k8s", **provider_args(kubeconfig, cluster_id, upsert=adopt_existing), opts=child)
-    crds = k8s.Provider(f"{name}-k8s-crds", **provider_args(kubeconfig, cluster_id, upsert=True), opts=child)
+    objects = k8s.Provider(f"{name}-k8s", **provider_args(kubeconfig, cluster, upsert=adopt_existing), opts=child)
+    crds = k8s.Provider(f"{name}-k8s-crds", **provider_args(kubeconfig, cluster, upsert=True), opts=child)
     return KubernetesOptions(
         crds=pulumi.ResourceOptions(parent=parent, provider=crds),
         objects=pulumi.ResourceOptions(parent=parent, provider=objects),

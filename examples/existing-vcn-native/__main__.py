@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_oci as oci
 
 from calico_component import Calico, CalicoArgs
 
@@ -17,8 +16,9 @@ calico = Calico(
         # Explicit here so the example needs no lookups; leave both None to read them from the cluster.
         network_type=config.get("networkType") or "vcn-native",
         node_os=config.get("nodeOs") or "oracle-linux-8",
+        # Every step acts on this cluster, through the kubeconfig OKE serves for it (its token command needs the
+        # OCI CLI configured, as for kubectl).
         cluster_id=cluster_id,
-        kubeconfig=oci.containerengine.get_cluster_kube_config_output(cluster_id=cluster_id).content,
         image_registry=config.get("imageRegistry"),
     ),
 )

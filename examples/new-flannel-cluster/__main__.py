@@ -54,8 +54,6 @@ cluster = oci.containerengine.Cluster(
     },
 )
 # Stored only inside secrets: the component's Kubernetes providers and flannel step keep it encrypted in state.
-kubeconfig = oci.containerengine.get_cluster_kube_config_output(cluster_id=cluster.id).content
-
 # The cluster is created in this program, so its OCID is an Output: say what it is explicitly.
 calico = Calico(
     "calico",
@@ -63,8 +61,7 @@ calico = Calico(
         calico_version=calico_version,
         network_type="flannel-overlay",
         node_os="oracle-linux-8",
-        cluster_id=cluster.id,
-        kubeconfig=kubeconfig,
+        cluster_id=cluster.id,  # every step acts on this cluster, through the kubeconfig OKE serves for it
         pod_cidr="10.244.0.0/16",
         skip_await=True,  # no nodes yet: Calico's Deployments cannot become ready before the node pool exists
     ),
