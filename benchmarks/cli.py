@@ -12,7 +12,10 @@ is the marginal cost over kubectl: (up - no-op up) / kubectl, for the first inst
 Where a ratio is above 1.5 the slowest resources of that `up` are listed from the engine's event log
 (the time from each step's start to its outputs). ``--configgroup`` also measures a Python program
 deploying the same objects as one ``yaml.v2.ConfigGroup`` (preview, up, no-op up and state size by
-field). Run: python benchmarks/cli.py [--repeat N] [--nodes 3,100] [--configgroup].
+field) and prints the stack program's no-op preview and `up` beside it (the engine's floor for those
+objects: goal 1.3x). ``--release REF`` also measures the stack program of an older commit of this
+repository (its own virtualenv), in the same run: before and after, on one machine.
+Run: python benchmarks/cli.py [--repeat N] [--nodes 3,100] [--configgroup] [--release 6237a7b].
 """
 
 from __future__ import annotations
@@ -35,14 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from calico_component.local import tools
 from calico_component.local.controlplane import ControlPlane
 from calico_component.local.nodes import add_nodes, delete_nodes
-from calico_component.local.program import copy_stack_program, current_virtualenv
+from calico_component.local.program import PROGRAM_FILES, copy_stack_program, current_virtualenv, repo_root
 from calico_component.local.workspace import PulumiCli, backend_dir, engine_env
 from tests.conftest import mirror_path
 from tests.e2e.cluster import delete_crds
 from tests.e2e.conftest import api_client
+from tests.e2e.release import install_release
 
 VERSION, TARGET, NETWORK, NODE_OS = "3.31.5", "3.32.0", "vcn-native", "oracle-linux-8"
 GOAL = 1.5
+#: The stack program's no-op preview and up, at most this much of the same objects' ConfigGroup program's.
+FLOOR_GOAL = 1.3
 CONFIGGROUP_PROGRAM = '''\
 """The same rendered objects as one yaml.v2.ConfigGroup, through a provider with the component's settings."""
 import pulumi
@@ -183,6 +189,7 @@ def measure_component(cli: PulumiCli, stack: str, cp: ControlPlane, logs: Path,
         cli("config", "set", key, value)
     cli("config", "set", "--secret", "kubeconfig", stdin=cp.kubeconfig)
     result = {"first": up(cli, logs / f"{stack}-first.json", clocks, "first"),
+              "preview": timed(lambda: cli("preview")),
               "noop": up(cli, logs / f"{stack}-noop.json", clocks, "noop")}
     cli("config", "set", "calicoVersion", TARGET)
     result["upgrade"] = up(cli, logs / f"{stack}-upgrade.json", clocks, "upgrade")
@@ -215,7 +222,7 @@ def measure_configgroup(cli: PulumiCli, stack: str, cp: ControlPlane) -> tuple[T
                        "manifestMirror": str(mirror_path())}.items():
         cli("config", "set", key, value)
     cli("config", "set", "--secret", "kubeconfig", stdin=cp.kubeconfig)
-    result = {"preview": timed(lambda: cli("preview")), "first": timed(lambda: cli("up", "--yes", "--skip-preview")),
+    result = {"first": timed(lambda: cli("up", "--yes", "--skip-preview")), "preview": timed(lambda: cli("preview")),
               "noop": timed(lambda: cli("up", "--yes", "--skip-preview"))}
     path = state_file(cli, "calico-configgroup", stack)
     result["state_bytes"] = path.stat().st_size
@@ -242,6 +249,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--nodes", default="3,100", help="comma-separated node counts (default 3,100)")
     parser.add_argument("--configgroup", action="store_true", help="also measure a yaml.v2.ConfigGroup program")
+    parser.add_argument("--release", metavar="REF", help="also measure the stack program of this older commit")
     args = parser.parse_args()
     paths = tools.ensure((*tools.DEMO_TOOLS, "kubectl"))
     with tempfile.TemporaryDirectory(prefix="calico-oke-bench-cli-") as tmp, ControlPlane(
@@ -253,36 +261,50 @@ def main() -> int:
         logs.mkdir()
         env = {**engine_env(root, paths), "PULUMI_DEBUG_COMMANDS": "true"}  # exposes `up --event-log`
         component = PulumiCli(paths["pulumi"], copy_stack_program(root / "stack-program"), env)
+        programs = {"stack program": component}
+        if args.release:
+            source, venv = install_release(args.release, root / "release", repo_root())
+            release = copy_stack_program(root / "release-program", venv)
+            for name in PROGRAM_FILES:
+                (release / name).write_text((source / name).read_text())
+            programs[f"stack program at {args.release}"] = PulumiCli(paths["pulumi"], release, env)
         manifests = {v: render_manifest(v, root / f"calico-{v}.yaml") for v in (VERSION, TARGET)}
         for nodes in (int(n) for n in args.nodes.split(",")):
             k8s = api_client(cp)
             add_nodes(k8s, nodes)
             runs: dict[str, list[Timings]] = collections.defaultdict(list)
-            clocks: dict[str, EventClock] = {}
+            clocks: dict[str, dict[str, EventClock]] = collections.defaultdict(dict)
+            cg_runs: list[Timings] = []
+            sizes: collections.Counter[str] = collections.Counter()
             for i in range(args.repeat):
-                runs["component"].append(measure_component(component, f"n{nodes}-{i}", cp, logs, clocks))
+                for label, cli in programs.items():
+                    runs[label].append(measure_component(cli, f"n{nodes}-{i}", cp, logs, clocks[label]))
                 runs["kubectl"].append(measure_kubectl(paths["kubectl"], cp, manifests))
-            report(nodes, {name: median(r) for name, r in runs.items()}, clocks, args.repeat)
-            if args.configgroup:
-                cg = PulumiCli(paths["pulumi"], configgroup_program(root / f"cg-{nodes}"), env)
-                report_configgroup(*measure_configgroup(cg, f"cg{nodes}", cp))
+                if args.configgroup:
+                    cg = PulumiCli(paths["pulumi"], configgroup_program(root / f"cg-{nodes}-{i}"), env)
+                    timings, sizes = measure_configgroup(cg, f"cg{nodes}-{i}", cp)
+                    cg_runs.append(timings)
+            medians = {name: median(r) for name, r in runs.items()}
+            for label in programs:
+                report(nodes, label, medians[label], medians["kubectl"], clocks[label], args.repeat)
+            if cg_runs:
+                report_configgroup(median(cg_runs), sizes, {label: medians[label] for label in programs})
             delete_nodes(k8s)
     return 0
 
 
-def report(nodes: int, med: dict[str, Timings], clocks: dict[str, EventClock], repeat: int) -> None:
-    c, k = med["component"], med["kubectl"]
-    print(f"\nCalico {VERSION} -> {TARGET} {NETWORK}, {nodes} fake nodes, awaited, through the pulumi CLI; median of "
-          f"{repeat} (seconds)")
-    print(f"{'':16}{'first up':>10}{'no-op up':>10}{'upgrade':>10}")
-    print(f"{'stack program':16}{c['first']:10.1f}{c['noop']:10.1f}{c['upgrade']:10.1f}")
-    print(f"{'kubectl':16}{k['first']:10.1f}{k['noop']:10.1f}{k['upgrade']:10.1f}")
+def report(nodes: int, label: str, c: Timings, k: Timings, clocks: dict[str, EventClock], repeat: int) -> None:
+    print(f"\n{label}: Calico {VERSION} -> {TARGET} {NETWORK}, {nodes} fake nodes, awaited, through the pulumi CLI; "
+          f"median of {repeat} (seconds)")
+    print(f"{'':16}{'first up':>10}{'preview':>10}{'no-op up':>10}{'upgrade':>10}")
+    print(f"{'program':16}{c['first']:10.1f}{c['preview']:10.1f}{c['noop']:10.1f}{c['upgrade']:10.1f}")
+    print(f"{'kubectl':16}{k['first']:10.1f}{'':>10}{k['noop']:10.1f}{k['upgrade']:10.1f}")
     first = (c["first"] - c["noop"]) / k["first"]
     upgrade = (c["upgrade"] - c["noop"]) / k["upgrade"]
     print(f"marginal/kubectl nodes={nodes} first-up={first:.2f} upgrade={upgrade:.2f}")
-    for label, ratio, clock in (("first up", first, clocks["first"]), ("upgrade", upgrade, clocks["upgrade"])):
+    for what, ratio, clock in (("first up", first, clocks["first"]), ("upgrade", upgrade, clocks["upgrade"])):
         if ratio > GOAL:
-            print(f"  above {GOAL} for the {label}; where its time went (the last run, events stamped on arrival):")
+            print(f"  above {GOAL} for the {what}; where its time went (the last run, events stamped on arrival):")
             for phase, seconds in clock.phases():
                 print(f"    {seconds:6.2f}s  {phase}")
             slowest = sorted(clock.steps(), key=lambda s: s[0] - s[1])[:4]
@@ -291,11 +313,14 @@ def report(nodes: int, med: dict[str, Timings], clocks: dict[str, EventClock], r
     print(f"  no-op up: {noop[0][1]:.2f}s before its first step (refresh included)")
 
 
-def report_configgroup(timings: Timings, sizes: collections.Counter[str]) -> None:
-    print(f"yaml.v2.ConfigGroup program: preview {timings['preview']:.1f}s, first up {timings['first']:.1f}s, "
-          f"no-op up {timings['noop']:.1f}s, state {int(timings['state_bytes'])} bytes")
+def report_configgroup(cg: Timings, sizes: collections.Counter[str], programs: dict[str, Timings]) -> None:
+    print(f"\nyaml.v2.ConfigGroup program (the same objects, one provider): preview {cg['preview']:.1f}s, first up "
+          f"{cg['first']:.1f}s, no-op up {cg['noop']:.1f}s, state {int(cg['state_bytes'])} bytes")
     for key, size in sizes.most_common(5):
         print(f"  {key:44}{size:>11}")
+    for label, c in programs.items():
+        print(f"{label} / ConfigGroup: no-op preview {c['preview'] / cg['preview']:.2f}, no-op up "
+              f"{c['noop'] / cg['noop']:.2f} (goal {FLOOR_GOAL})")
 
 
 if __name__ == "__main__":

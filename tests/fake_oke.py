@@ -78,6 +78,8 @@ class FakeOke(LocalServer):
     kubernetes_endpoint: str = "10.0.0.5:6443"
     pools: list[Pool] = field(default_factory=list)
     virtual_pools: list[str] = field(default_factory=list)
+    #: The kubeconfig CreateKubeconfig serves instead of an OKE one (a local control plane's, which a test can reach).
+    served_kubeconfig: str | None = None
     #: Add-ons OKE offers for the cluster's Kubernetes version (ListAddonOptions).
     offered: tuple[str, ...] = ("CertManager", "CoreDNS", "Flannel", "KubeProxy", "NvidiaGpuPlugin")
     served: Counter[str] = field(default_factory=Counter)
@@ -214,7 +216,10 @@ class FakeOke(LocalServer):
         return summary
 
     def kubeconfig(self) -> str:
-        """The kubeconfig OKE serves for the cluster: its endpoint, and a token command naming the cluster."""
+        """The kubeconfig OKE serves for the cluster: its endpoint, and a token command naming the cluster (or
+        ``served_kubeconfig``)."""
+        if self.served_kubeconfig is not None:
+            return self.served_kubeconfig
         return (
             "apiVersion: v1\nkind: Config\ncurrent-context: ctx\n"
             f"clusters:\n- name: c\n  cluster:\n    server: https://{self.kubernetes_endpoint}\n"

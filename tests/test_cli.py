@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, upstream_image, upstream_objects
+from tests.conftest import REPO, kubeconfig_text, upstream_bytes, upstream_image, upstream_objects
 from tests.https_server import ManifestServer
 
 #: Every row of Oracle's table, both editions (PROCEDURE.md).
@@ -24,8 +25,9 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           env=full_env, cwd=REPO, timeout=120)
 
 
-def assert_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert proc.returncode != 0
+def assert_error(proc: subprocess.CompletedProcess[str], *needles: str, code: int) -> None:
+    """Exit ``code``, nothing on stdout, one ``error:`` line on stderr holding every needle, no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
@@ -70,7 +72,7 @@ def test_render_over_https_with_image_registry(mirror: Path, tmp_path: Path) -> 
     """A https mirror (trusted via SSL_CERT_FILE) and --image-registry work through the CLI."""
     with ManifestServer(mirror) as server:
         proc = run("render", "--calico-version", "3.29.2", "--network-type", "flannel-overlay", "--node-os",
-                   "oracle-linux-7", "--mirror", server.base_url, "--image-registry", "iad.ocir.io/t/calico",
+                   "oracle-linux-7", "--mirror", server.base_url, "--image-registry", "iad.ocir.io/t",
                    env={"SSL_CERT_FILE": str(server.ca_file), "CALICO_OKE_CACHE_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     images: list[Any] = []
@@ -78,7 +80,7 @@ def test_render_over_https_with_image_registry(mirror: Path, tmp_path: Path) -> 
         pod = (d or {}).get("spec", {}).get("template", {}).get("spec")
         if pod:
             images += [c["image"] for k in ("initContainers", "containers") for c in pod.get(k, [])]
-    assert images and all(i.startswith("iad.ocir.io/t/calico/calico/") for i in images)
+    assert images and all(i.startswith("iad.ocir.io/t/calico/") for i in images)
 
 
 def test_versions_lists_table_with_inferred_marks() -> None:
@@ -130,30 +132,31 @@ def test_help_documents_every_flag() -> None:
         (["render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
           "--typha"], ["--typha", "flannel-overlay"]),
         (["render", "--calico-version", "3.28.0", "--network-type", "flannel-overlay", "--node-os", "oracle-linux-8",
-          "--typha-replicas", "2"], ["typha_replicas=2 needs Typha", "--typha"]),
+          "--typha-replicas", "2"], ["--typha-replicas=2 needs Typha", "(--typha)"]),
         (["render", "--calico-version", "3.28.0", "--network-type", "flannel-overlay", "--node-os", "oracle-linux-8",
           "--typha", "--typha-replicas", "many"], ["--typha-replicas", "many"]),
         (["render", "--calico-version", "3.28.0", "--network-type", "flannel-overlay", "--node-os", "oracle-linux-8",
-          "--typha", "--typha-replicas", "101"], ["typha_replicas", "101"]),
+          "--typha", "--typha-replicas", "101"], ["--typha-replicas must be", "101"]),
     ],
 )
 def test_errors_are_one_line_on_stderr(args: list[str], needles: list[str]) -> None:
-    """Every bad input exits non-zero with a single 'error:' line naming the problem and nothing on stdout."""
-    assert_error(run(*args), *needles)
+    """Every bad flag or value exits 2 with a single 'error:' line naming the problem and nothing on stdout."""
+    assert_error(run(*args), *needles, code=2)
 
 
 def test_offline_without_cache_or_mirror_errors(tmp_path: Path) -> None:
     """--offline with an empty cache and no mirror fails with a hint, without touching the network."""
     proc = run("render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os",
                "oracle-linux-8", "--offline", env={"CALICO_OKE_CACHE_DIR": str(tmp_path)})
-    assert_error(proc, "offline mode", "--mirror")
+    assert_error(proc, "offline mode", "--mirror", code=1)
 
 
 def test_digest_mismatch_via_cli(mirror: Path) -> None:
     """A wrong --sha256 for a mirrored file is a one-line checksum error naming both digests."""
     proc = run("render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os",
                "oracle-linux-8", "--mirror", str(mirror), "--sha256", "ab" * 32)
-    assert_error(proc, "SHA-256 mismatch", "ab" * 32, "c7e45c51b9b484d2e9af6891fe37724dc6f22d31a86597d756be89e85bd60c84")
+    assert_error(proc, "SHA-256 mismatch", "ab" * 32, "c7e45c51b9b484d2e9af6891fe37724dc6f22d31a86597d756be89e85bd60c84",
+                 code=1)
 
 
 @pytest.mark.parametrize("body, needle", [(b"", "no Kubernetes objects"), (b"{{{ not: yaml", "not valid YAML"),
@@ -166,14 +169,14 @@ def test_empty_or_non_yaml_manifest(body: bytes, needle: str, tmp_path: Path) ->
     path.write_bytes(body)
     proc = run("render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os",
                "oracle-linux-8", "--manifest", str(path), "--sha256", hashlib.sha256(body).hexdigest())
-    assert_error(proc, needle)
+    assert_error(proc, needle, code=1)
 
 
 def test_output_to_unwritable_path(mirror: Path, tmp_path: Path) -> None:
     """An --output path that cannot be written is a one-line error."""
     proc = run("render", "--calico-version", "3.28.0", "--network-type", "vcn-native", "--node-os",
                "oracle-linux-8", "--mirror", str(mirror), "--output", str(tmp_path / "no" / "such" / "dir.yaml"))
-    assert_error(proc, "cannot write")
+    assert_error(proc, "cannot write", code=1)
 
 
 def test_render_flannel_overlay_with_typha(mirror: Path) -> None:
@@ -206,7 +209,7 @@ def test_render_calico_node_max_unavailable(mirror: Path) -> None:
     assert max_unavailable("--calico-node-max-unavailable", "10%") == "10%"
     proc = run("render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
                "--mirror", str(mirror), "--calico-node-max-unavailable", "ten")
-    assert_error(proc, "calico_node_max_unavailable 'ten' is not a node count")
+    assert_error(proc, "--calico-node-max-unavailable 'ten' is not a node count", code=2)
 
 
 @pytest.mark.parametrize("args", [["versions"], ["render", "--calico-version", "3.32.0", "--network-type",
@@ -223,3 +226,204 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(args: list[str], mir
     proc.stdout.close()  # the reader is gone before the command writes a byte (it takes a while to import)
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and stderr == ""
+
+
+def test_version_prints_the_installed_distributions_version() -> None:
+    """`--version` prints `calico-oke <version>` of the installed distribution and exits 0, without a command."""
+    from importlib import metadata
+
+    proc = run("--version")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"calico-oke {metadata.version('calico-oke')}\n", "")
+
+
+def _field_names() -> set[str]:
+    """The component's input names a CLI user never types (snake_case CalicoArgs fields)."""
+    import dataclasses
+
+    from calico_component.component.args import CalicoArgs
+
+    return {f.name for f in dataclasses.fields(CalicoArgs) if "_" in f.name}
+
+
+KUBECONFIG_PLACEHOLDER = "kubeconfig-never-read"
+
+#: One bad value per flag that checks one, in every command: (arguments, the flag the error must name).
+BAD_VALUES = [
+    (["render", "--calico-version", "3.99.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8"],
+     "--calico-version"),
+    (["render", "--calico-version", "3.32.0", "--network-type", "flannel-overlay", "--node-os", "oracle-linux-8",
+      "--typha", "--typha-replicas", "101"], "--typha-replicas"),
+    (["render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+      "--calico-node-max-unavailable", "0%"], "--calico-node-max-unavailable"),
+    (["render", "--calico-version", "3.32.0", "--network-type", "flannel-overlay", "--node-os", "oracle-linux-8",
+      "--pod-cidr", "10.0.0.1/8"], "--pod-cidr"),
+    (["render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+      "--pod-cidr", "10.244.0.0/16"], "--pod-cidr"),
+    (["render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+      "--image-registry", "https://iad.ocir.io/t"], "--image-registry"),
+    (["render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+      "--sha256", "abc"], "--sha256"),
+    (["render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+      "--manifest", "http://127.0.0.1:9/calico.yaml"], "--manifest"),
+    (["render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+      "--mirror", "https://user:secret@mirror.example/"], "--mirror"),
+    (["render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+      "--timeout", "0"], "--timeout"),
+    (["mirror", "--calico-version", "3.31.0", "--network-type", "vcn-native", "--output", "out"], "--calico-version"),
+    (["mirror", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--output", "out",
+      "--image-registry", "mytenancy"], "--image-registry"),
+    (["mirror", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--output", "out", "--typha"], "--typha"),
+    (["status"], "--kubeconfig"),
+    (["verify", "--kubeconfig", KUBECONFIG_PLACEHOLDER, "--image-registry", "Bad/Registry"], "--image-registry"),
+    (["verify", "--kubeconfig", KUBECONFIG_PLACEHOLDER, "--pod-timeout", "-5"], "--pod-timeout"),
+    (["verify", "--kubeconfig", KUBECONFIG_PLACEHOLDER, "--nodes", "0"], "--nodes"),
+    (["demo", "--nodes", "1001"], "--nodes"),
+    (["demo", "--calico-version", "3.32.0", "--upgrade-to", "3.32.0"], "--upgrade-to"),
+]
+
+
+@pytest.mark.parametrize(("args", "flag"), BAD_VALUES, ids=[f"{a[0]}{f}" for a, f in BAD_VALUES])
+def test_a_bad_value_is_a_usage_error_naming_its_flag(args: list[str], flag: str, tmp_path: Path) -> None:
+    """A refused value exits 2 with one `error:` line naming the flag typed, never the input's field name, and writes nothing."""
+    proc = subprocess.run([sys.executable, "-m", "calico_component", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "CALICO_OKE_CACHE_DIR": str(tmp_path / "cache")},
+                          cwd=tmp_path, timeout=120)
+    assert_error(proc, flag, code=2)
+    line = proc.stderr.split(" (see '")[0]
+    leaked = {name for name in _field_names() if re.search(rf"(?<![\w-]){name}(?!\w)", line)}
+    assert not leaked, line
+    assert not (tmp_path / "out").exists() and not (tmp_path / KUBECONFIG_PLACEHOLDER).exists()
+
+
+def _blocked_heavy_imports(tmp_path: Path) -> dict[str, str]:
+    """An environment where importing kubernetes or pulumi fails (packages of those names that raise first on
+    PYTHONPATH)."""
+    fake = tmp_path / "fake-site"
+    for name in ("kubernetes", "pulumi"):
+        (fake / name).mkdir(parents=True)
+        (fake / name / "__init__.py").write_text(f"raise ImportError('{name} imported before the arguments were checked')\n")
+    return {**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{REPO}"}
+
+
+#: Runs the CLI with calico_component.local refused as well (a meta path finder; a subpackage cannot be shadowed).
+_WITHOUT_LOCAL = """
+import runpy, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name == "calico_component.local" or name.startswith("calico_component.local."):
+            raise ImportError(name + " imported before the arguments were checked")
+        return None
+sys.meta_path.insert(0, Refuse())
+runpy.run_module("calico_component", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["demo", "--nodes", "0"], "--nodes"),
+    (["demo", "--calico-node-ready-seconds", "-1"], "--calico-node-ready-seconds"),
+    (["demo", "--apply-upgrade"], "--apply-upgrade"),
+    (["demo", "--calico-version", "3.31.5", "--upgrade-to", "3.31.5"], "--upgrade-to"),
+    (["demo", "--network-type", "cilium"], "--network-type"),
+    (["demo", "--stop", ""], "--stop"),
+    (["demo", "--stop", "/no/such/calico-oke-demo-dir"], "--stop"),
+    (["verify", "--kubeconfig", ""], "--kubeconfig"),
+    (["verify", "--kubeconfig", "k", "--nodes", "zero"], "--nodes"),
+    (["verify", "--kubeconfig", "k", "--image-registry", "no-host/agnhost"], "--image-registry"),
+    (["status", "--kubeconfig", ""], "--kubeconfig"),
+])
+def test_arguments_are_checked_before_heavy_imports(args: list[str], flag: str, tmp_path: Path) -> None:
+    """Bad demo/verify/status arguments exit 2 naming the flag where kubernetes, pulumi and calico_component.local cannot load."""
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_LOCAL, *args], capture_output=True, text=True,
+                          env=_blocked_heavy_imports(tmp_path), cwd=tmp_path, timeout=60)
+    assert_error(proc, flag, code=2)
+
+
+def test_the_import_block_of_the_argument_check_test_bites(tmp_path: Path) -> None:
+    """Control for the test above: arguments that pass reach the blocked imports, so importing them too early would fail it."""
+    env = _blocked_heavy_imports(tmp_path)
+    config = tmp_path / "config"
+    config.write_text(kubeconfig_text())
+    for args, module in ((["demo", "--stop", str(tmp_path)], "calico_component.local"),
+                         (["status", "--kubeconfig", str(config)], "kubernetes")):
+        proc = subprocess.run([sys.executable, "-c", _WITHOUT_LOCAL, *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=60)
+        assert proc.returncode == 1 and f"{module} imported before the arguments were checked" in proc.stderr, args
+
+
+def test_every_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    """`-h` of the top level and of every command states its exit status: 0, 1 where it can fail, 2 for a usage error."""
+    from calico_component import cli
+
+    commands = cli.subcommands(cli.build_parser())
+    assert set(commands) == {"render", "mirror", "versions", "status", "verify", "demo"}
+    for argv in ([], *([name] for name in commands)):
+        with pytest.raises(SystemExit) as info:
+            cli.main([*argv, "-h"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert info.value.code == 0
+        assert "Exit status: 0 " in text and "2 on a usage error" in text, argv
+        if argv != ["versions"]:
+            assert re.search(r"; 1 (when|on|with)\b", text), (argv, text)
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["verify", "--kubeconfig", ""], "--kubeconfig"),
+    (["status", "--kubeconfig", "  "], "--kubeconfig"),
+    (["mirror", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--output", ""], "--output"),
+    (["demo", "--stop", ""], "--stop"),
+])
+def test_an_empty_required_path_is_a_missing_one(args: list[str], flag: str) -> None:
+    """An empty needed path (`--kubeconfig "$UNSET"`) is a usage error naming the flag, not a read of the current directory."""
+    assert_error(run(*args), flag, "empty", code=2)
+
+
+def test_an_empty_optional_path_is_no_path(mirror: Path, tmp_path: Path) -> None:
+    """`--mirror ""`, `--manifest ""`, `--output ""` are as if not given: the environment's mirror, the YAML on stdout."""
+    env = {"CALICO_OKE_MANIFEST_MIRROR": str(mirror), "CALICO_OKE_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run("render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os", "oracle-linux-8",
+               "--mirror", "", "--manifest", "", "--output", "", "--offline", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert any(d and d["kind"] == "DaemonSet" for d in yaml.safe_load_all(proc.stdout))
+    out = tmp_path / "mirrored"
+    proc = run("mirror", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--output", str(out),
+               "--mirror", "", "--offline", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "v3.32.0" / "calico-policy-only.yaml").read_bytes() == upstream_bytes("3.32.0", "calico-policy-only.yaml")
+
+
+def test_every_path_flag_treats_empty_as_unset_or_missing() -> None:
+    """Every FILE/DIR/URL flag of every command converts an empty value to not given, or refuses it as empty where needed."""
+    import argparse
+
+    from calico_component import cli
+
+    checked = 0
+    for name, sub in cli.subcommands(cli.build_parser()).items():
+        for action in sub._actions:
+            if not re.search(r"FILE|DIR", str(action.metavar or "")):
+                continue
+            assert callable(action.type), (name, action.dest)
+            if action.required or action.dest == "stop":
+                with pytest.raises(argparse.ArgumentTypeError, match="empty"):
+                    action.type("")
+            else:
+                assert action.type("") is None and action.type(" ") is None, (name, action.dest)
+            checked += 1
+    assert checked >= 9
+
+
+def test_an_image_registry_ending_with_calico_is_warned_about(mirror: Path) -> None:
+    """--image-registry .../calico renders with one `warning:` (doubled path, the value meant); iad.ocir.io/t without one."""
+    def render_with(registry: str) -> subprocess.CompletedProcess[str]:
+        return run("render", "--calico-version", "3.32.0", "--network-type", "vcn-native", "--node-os",
+                   "oracle-linux-8", "--mirror", str(mirror), "--image-registry", registry)
+
+    node = upstream_image("3.32.0").partition("/")[2]  # calico/node:v3.32.0
+    warned = render_with("iad.ocir.io/t/calico")
+    assert warned.returncode == 0 and warned.stdout
+    lines = warned.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: --image-registry 'iad.ocir.io/t/calico' ends with /calico")
+    assert f"iad.ocir.io/t/calico/{node}" in lines[0] and lines[0].endswith("set --image-registry to iad.ocir.io/t")
+    plain = render_with("iad.ocir.io/t")
+    assert plain.returncode == 0 and plain.stderr == ""
+    assert f"image: iad.ocir.io/t/{node}" in plain.stdout

@@ -624,3 +624,17 @@ def test_a_cluster_that_cannot_be_read_fails_closed_at_up(monkeypatch: pytest.Mo
     assert len(_k8s(rec)) == len(upstream_objects("3.31.5", "calico-policy-only.yaml"))
     with pytest.raises(pulumi.RunError, match=r"adopt_existing takes over .*10\.0\.0\.5.*Nothing was changed"):
         _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text(), adopt_existing=True)
+
+
+def test_an_image_registry_ending_with_calico_is_warned_about_with_the_image_it_makes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """image_registry is what goes before calico/<image>: iad.ocir.io/t installs quietly with images under it; a value
+    ending with /calico installs what it says but warns, naming the doubled image path and the value to use."""
+    rec, quiet = _run_guarded(monkeypatch, "3.28.0", image_registry="iad.ocir.io/t")
+    ds = next(i for t, n, i in _k8s(rec) if n == "calico-daemonset-kube-system-calico-node")
+    assert ds["spec"]["template"]["spec"]["containers"][0]["image"] == "iad.ocir.io/t/calico/node:v3.28.0"
+    assert not [w for w in quiet if "ends with /calico" in w]
+    _, warned = _run_guarded(monkeypatch, "3.28.0", image_registry="iad.ocir.io/t/calico")
+    doubled = [w for w in warned if "ends with /calico" in w]
+    assert len(doubled) == 1 and "iad.ocir.io/t/calico/calico/node:v3.28.0" in doubled[0]
+    assert "set image_registry to iad.ocir.io/t" in doubled[0]

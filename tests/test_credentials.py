@@ -58,14 +58,15 @@ def test_userinfo_mirror_from_environment_is_refused(monkeypatch: pytest.MonkeyP
 
 
 def test_cli_refusal_is_one_redacted_line() -> None:
-    """The CLI prints the refusal as its single error line, without the credential."""
+    """The CLI prints the refusal as its single error line, naming the flag, without the credential; a bad value is a
+    usage error (exit 2)."""
     proc = subprocess.run(
         [sys.executable, "-m", "calico_component", "render", "--calico-version", "3.28.0", "--network-type",
          "vcn-native", "--node-os", "oracle-linux-8", "--mirror", "https://bob:pa55word@mirror.example/c"],
         capture_output=True, text=True, cwd=REPO, timeout=60,
     )
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr.startswith("error:") and "pa55word" not in proc.stderr and "***@" in proc.stderr
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("error: --mirror") and "pa55word" not in proc.stderr and "***@" in proc.stderr
 
 
 def test_fetch_options_repr_hides_authorization() -> None:

@@ -198,7 +198,7 @@ def test_a_registry_without_a_host_is_refused(registry: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         _render("3.32.0", "vcn-native", "oracle-linux-8", image_registry=registry)
     assert repr(registry) in str(info.value) and "registry host" in str(info.value)
-    assert "iad.ocir.io/mytenancy/calico" in str(info.value)
+    assert "'iad.ocir.io/mytenancy'" in str(info.value)
 
 
 def _images(objects: list[dict[str, Any]]) -> list[str]:

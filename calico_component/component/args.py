@@ -58,8 +58,8 @@ then be reachable at preview: the check that no other stack manages them fails c
     manifest_sha256: str | None = None
     """Expected SHA-256 of the manifest: required for versions outside the table, checked for any version."""
     image_registry: str | None = None
-    """Rewrite every image to this registry prefix, e.g. an OCIR repository such as \
-iad.ocir.io/mytenancy/calico."""
+    """The registry host and path that go before `calico/<image>` in every image: `iad.ocir.io/mytenancy` makes \
+`iad.ocir.io/mytenancy/calico/node:v3.32.0` (a value ending with `/calico` doubles it, and gets a warning)."""
     # Beyond the document.
     pod_cidr: str | None = None
     """flannel-overlay: CALICO_IPV4POOL_CIDR, the pod CIDR of Calico's first IP pool. Default: the OKE cluster's \

@@ -23,6 +23,7 @@ from ..cluster.oke import (
 from ..cluster.ownership import OWNER_ANNOTATION
 from ..errors import CalicoError, ClusterAccessError
 from ..manifest.fetch import FetchOptions
+from ..manifest.images import registry_warning
 from ..manifest.plan import PodCidrChoice, TyphaChoice, choose_pod_cidr, choose_typha
 from ..manifest.releases import (
     NetworkType,
@@ -140,7 +141,7 @@ class Calico(pulumi.ComponentResource):
         rendered, typha, pod_cidr = _render(args, cluster)
         target = resolve(name, args, settings, cluster.facts.endpoints if cluster.facts else None)
         super().__init__(TYPE_TOKEN, name, None, opts)
-        self._explain(args, cluster, typha, pod_cidr, target)
+        self._explain(args, cluster, typha, pod_cidr, target, f"quay.io/calico/node:v{rendered.calico_version}")
 
         kubeconfig = self._guarded(target.kubeconfig, rendered, args) if target.kubeconfig is not None else None
         if kubeconfig is None:
@@ -156,8 +157,9 @@ class Calico(pulumi.ComponentResource):
         self._register(rendered, typha, pod_cidr, check)
 
     def _explain(self, args: CalicoArgs, cluster: _Cluster, typha: TyphaChoice, pod_cidr: PodCidrChoice,
-                 target: Target) -> None:
-        """What preview should show of the decisions made before registering: untested releases, Typha, the pod CIDR."""
+                 target: Target, upstream_node_image: str) -> None:
+        """What preview should show of the decisions made before registering: untested releases, Typha, the pod CIDR,
+        an image registry that doubles ``calico/``, and what only the providers of the options cannot do."""
         k8s_version = args.kubernetes_version or (cluster.facts.kubernetes_version if cluster.facts else None)
         if k8s_version:
             with warnings.catch_warnings(record=True) as caught:
@@ -171,6 +173,8 @@ class Calico(pulumi.ComponentResource):
                 pulumi.log.info(f"pod CIDR {pod_cidr.cidr} read from the cluster's pods CIDR", resource=self)
         if pod_cidr.warning:
             pulumi.log.warn(pod_cidr.warning, resource=self)
+        if args.image_registry and (doubled := registry_warning(args.image_registry, upstream_node_image)):
+            pulumi.log.warn(doubled, resource=self)
         if target.source == "providers":
             pulumi.log.info("the Kubernetes provider of the resource options installs Calico; the component cannot "
                             "read that cluster itself, so it does not check who manages Calico there, does not wait for "

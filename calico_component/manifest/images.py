@@ -14,17 +14,18 @@ _REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._
 
 
 def validate_registry(registry: str) -> str:
-    """A registry prefix such as ``iad.ocir.io/mytenancy/calico``: a registry host first, no scheme, no tag."""
+    """A registry prefix such as ``iad.ocir.io/mytenancy`` (what goes before ``calico/<image>``): a registry host
+    first, no scheme, no tag."""
     r = registry.strip().rstrip("/")
     if not r or "://" in r or not _REGISTRY_RE.match(r):
         raise ConfigurationError(
-            f"image registry {registry!r} is not a registry prefix like 'iad.ocir.io/mytenancy/calico' "
+            f"image registry {registry!r} is not a registry prefix like 'iad.ocir.io/mytenancy' "
             "(lowercase host[:port]/path, no scheme, no tag)"
         )
     if not is_registry_host(r.partition("/")[0]):
         raise ConfigurationError(
             f"image registry {registry!r} does not start with a registry host: from Kubernetes 1.34.1 OKE's CRI-O "
-            "pulls only fully qualified image names, so give the host too, like 'iad.ocir.io/mytenancy/calico' "
+            "pulls only fully qualified image names, so give the host too, like 'iad.ocir.io/mytenancy' "
             "or 'docker.io/myorg'"
         )
     return r
@@ -97,3 +98,18 @@ def rewrite_images(manifest: Manifest, registry: str) -> Manifest:
                 c["image"] = rewrite_image(c["image"], reg)
         out.append(new)
     return out
+
+
+def registry_warning(registry: str, example_image: str) -> str | None:
+    """A warning when ``registry`` ends with ``/calico``, or None. ``image_registry`` is what goes before
+    ``calico/<image>``, so such a value doubles it (``.../calico/calico/node:v3.32.0``), rarely where the images were
+    mirrored; the warning shows ``example_image`` (an upstream reference) as it would become, and the value to use."""
+    reg = registry.strip().rstrip("/")
+    parent, slash, last = reg.rpartition("/")
+    if not slash or last != "calico":
+        return None
+    produced = rewrite_image(example_image, reg)
+    repository = produced[len(reg) + 1:].partition("@")[0]  # calico/node:v3.32.0, without a digest
+    name = repository.rpartition("/")[2].partition(":")[0]  # node
+    return (f"image_registry {registry!r} ends with /calico: images become {produced}; if you mirrored to "
+            f"{reg}/{name}, set image_registry to {parent}")

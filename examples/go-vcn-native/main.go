@@ -1,5 +1,5 @@
-// Calico network policy on an existing VCN-native OKE cluster, composed into a Go program.
-// `pulumi package add ../../plugin` generates the SDK this imports (see README.md).
+// Calico network policy on an existing OKE cluster (VCN-native unless networkType says otherwise), composed into a Go
+// program. `pulumi package add ../../plugin` generates the SDK this imports (see README.md).
 package main
 
 import (
@@ -8,19 +8,28 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 )
 
+// orDefault is the config value of key, or fallback when it is not set.
+func orDefault(cfg *config.Config, key, fallback string) string {
+	if value := cfg.Get(key); value != "" {
+		return value
+	}
+	return fallback
+}
+
 func main() {
 	pulumi.Run(func(ctx *pulumi.Context) error {
 		cfg := config.New(ctx, "")
-		version := cfg.Get("calicoVersion")
-		if version == "" {
-			version = "3.32.0"
-		}
-		calico, err := calicooke.NewCalico(ctx, "calico", &calicooke.CalicoArgs{
-			CalicoVersion: version,
-			NetworkType:   pulumi.StringRef("vcn-native"),
-			NodeOs:        pulumi.StringRef("oracle-linux-8"),
+		args := &calicooke.CalicoArgs{
+			CalicoVersion: orDefault(cfg, "calicoVersion", "3.32.0"),
+			NetworkType:   pulumi.StringRef(orDefault(cfg, "networkType", "vcn-native")),
+			NodeOs:        pulumi.StringRef(orDefault(cfg, "nodeOs", "oracle-linux-8")),
 			Kubeconfig:    cfg.RequireSecret("kubeconfig"),
-		})
+		}
+		// With a flannel-overlay cluster, its OCID: the OKE Flannel add-on is disabled through OCI.
+		if clusterID := cfg.Get("clusterId"); clusterID != "" {
+			args.ClusterId = pulumi.String(clusterID)
+		}
+		calico, err := calicooke.NewCalico(ctx, "calico", args)
 		if err != nil {
 			return err
 		}

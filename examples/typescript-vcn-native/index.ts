@@ -1,5 +1,6 @@
-// Calico network policy on an existing VCN-native OKE cluster, composed into a TypeScript program.
-// `pulumi package add ../../plugin` generates the `@pulumi/calico-oke` SDK this imports (see README.md).
+// Calico network policy on an existing OKE cluster (VCN-native unless networkType says otherwise), composed into a
+// TypeScript program. `pulumi package add ../../plugin` generates the `@pulumi/calico-oke` SDK this imports (see
+// README.md).
 import * as pulumi from "@pulumi/pulumi";
 import * as calicoOke from "@pulumi/calico-oke";
 
@@ -7,8 +8,10 @@ const config = new pulumi.Config();
 
 const calico = new calicoOke.Calico("calico", {
     calicoVersion: config.get("calicoVersion") ?? "3.32.0",
-    networkType: "vcn-native",
-    nodeOs: "oracle-linux-8",
+    networkType: config.get("networkType") ?? "vcn-native",
+    nodeOs: config.get("nodeOs") ?? "oracle-linux-8",
+    // With a flannel-overlay cluster, its OCID: the OKE Flannel add-on is disabled through OCI.
+    clusterId: config.get("clusterId"),
     kubeconfig: config.requireSecret("kubeconfig"),
 });
 

@@ -16,6 +16,7 @@ from tests.e2e.cluster import assert_installed, crd_names, fingerprints, key_of,
 from tests.e2e.conftest import mirror
 from tests.e2e.enforcement import init_program
 from tests.e2e.engine import cli_errors
+from tests.e2e.proxy import SilenceableProxy, proxied
 
 pytestmark = pytest.mark.usefixtures("three_nodes")
 GROUP, VERSION = "policy.networking.k8s.io", "v1alpha1"
@@ -44,11 +45,16 @@ BASELINE = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BaselineAdminNetworkPol
 def test_admin_network_policies_stop_the_upgrade_to_332_until_removed(node_cluster: ControlPlane, node_k8s: Any,
                                                                        stack_cli: Any) -> None:
     """3.31.5 installed, two AdminNetworkPolicies and the BaselineAdminNetworkPolicy created: with calicoVersion 3.32.0,
-    preview and up fail with one error naming them and the way out, and nothing is written; once they are deleted,
-    the same up upgrades in place and the AdminNetworkPolicy CRDs stay on the cluster; one created after the upgrade
-    is reported as unenforced, not refused."""
-    cli = stack_cli("anp")
-    init_program(cli, "anp", {**CONFIG, "manifestMirror": mirror()}, node_cluster.kubeconfig)
+    preview and up fail with one error naming them and the way out, and nothing is written. With the API server
+    accepting connections and never answering, the check fails closed: preview warns, `up` fails naming the endpoint
+    and changes nothing. Once they are deleted, the same up upgrades in place and the AdminNetworkPolicy CRDs stay on
+    the cluster; one created after the upgrade is reported as unenforced, not refused."""
+    with proxied(node_cluster.kubeconfig) as (proxy, kubeconfig):
+        _upgrade_refused_then_done(node_k8s, stack_cli("anp"), proxy, kubeconfig)
+
+
+def _upgrade_refused_then_done(node_k8s: Any, cli: Any, proxy: SilenceableProxy, kubeconfig: str) -> None:
+    init_program(cli, "anp", {**CONFIG, "manifestMirror": mirror()}, kubeconfig)
     cli("up", "--yes", "--skip-preview")
     assert_installed(node_k8s, "3.31.5")
     api = client.CustomObjectsApi(node_k8s)
@@ -74,6 +80,16 @@ def test_admin_network_policies_stop_the_upgrade_to_332_until_removed(node_clust
         assert "Traceback" not in output
     assert fingerprints(node_k8s, objects) == before, "the refused upgrade wrote to the cluster"
     assert_installed(node_k8s, "3.31.5")
+
+    proxy.silent = True  # the same cluster, now unreadable: the checks must not pass by default
+    preview = cli("preview")
+    assert "could not read the cluster" in preview.stdout + preview.stderr, (preview.stdout + preview.stderr)[-3000:]
+    proc = cli("up", "--yes", "--skip-preview", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"127.0.0.1:{proxy.port} did not answer" in output, output[-3000:]
+    assert "Nothing was changed" in output and "skip_cluster_checks" in output and "Traceback" not in output
+    assert fingerprints(node_k8s, objects) == before, "an unchecked upgrade wrote to the cluster"
+    proxy.silent = False
 
     api.delete_cluster_custom_object(GROUP, VERSION, "adminnetworkpolicies", "deny-from-all")
     api.delete_cluster_custom_object(GROUP, VERSION, "adminnetworkpolicies", "deny-from-all-2")
