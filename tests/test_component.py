@@ -638,3 +638,12 @@ def test_an_image_registry_ending_with_calico_is_warned_about_with_the_image_it_
     doubled = [w for w in warned if "ends with /calico" in w]
     assert len(doubled) == 1 and "iad.ocir.io/t/calico/calico/node:v3.28.0" in doubled[0]
     assert "set image_registry to iad.ocir.io/t" in doubled[0]
+
+
+def test_a_refusal_ends_a_program_with_its_message_alone() -> None:
+    """A refused input raises the documented error class (callers can catch ConfigurationError) that is also a
+    pulumi.RunError, which Pulumi shows as its message without a Python traceback."""
+    pulumi.runtime.set_mocks(Recorder(), preview=True)
+    with pytest.raises(ConfigurationError, match="network type 'weave' is not supported") as info:
+        _calico(network_type="weave")
+    assert isinstance(info.value, pulumi.RunError) and type(info.value).__name__ == "ConfigurationError"

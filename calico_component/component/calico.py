@@ -132,6 +132,12 @@ class Calico(pulumi.ComponentResource):
     """With `verify_policy`: the last policy check's summary (`verify: policy enforced on N of N nodes checked ...`)."""
 
     def __init__(self, name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        try:
+            self._build(name, args, opts)
+        except CalicoError as exc:
+            raise shown_as_message(exc) from None
+
+    def _build(self, name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None) -> None:
         # Everything that can refuse the program runs before it registers: a refused program leaves not even the
         # component in state. The OKE lookups are OCI SDK calls, made here (at preview too).
         validate_args(name, args)
@@ -393,6 +399,24 @@ def _render(args: CalicoArgs, cluster: _Cluster) -> tuple[RenderResult, TyphaCho
                                    timeout=args.manifest_timeout_seconds))
     check_supported(rendered.objects, rendered.calico_version)
     return rendered, typha, pod_cidr
+
+
+_SHOWN: dict[type[CalicoError], type[CalicoError]] = {}
+
+
+def shown_as_message(exc: CalicoError) -> CalicoError:
+    """``exc`` as an instance of its own class and of ``pulumi.RunError``: a program it ends shows its message alone,
+    without a Python traceback (Pulumi's Python runtime prints one for any other exception), while ``except
+    ConfigurationError`` and the like still catch it."""
+    cls = type(exc)
+    if isinstance(exc, pulumi.RunError):
+        return exc
+    if cls not in _SHOWN:
+        _SHOWN[cls] = type(cls.__name__, (cls, pulumi.RunError), {"__module__": cls.__module__, "__doc__": cls.__doc__,
+                                                                  "__qualname__": cls.__qualname__})
+    shown = _SHOWN[cls].__new__(_SHOWN[cls])
+    shown.args, shown.__dict__ = exc.args, dict(exc.__dict__)
+    return shown
 
 
 def stack_identity() -> str:

@@ -28,7 +28,7 @@ ADDON = f"/20180222/clusters/{CLUSTER}/addons/Flannel"
 def oke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOke]:
     """The fake OKE endpoint, and an OCI config (signing key) the engine's dynamic provider finds via OCI_CONFIG_FILE."""
     monkeypatch.setenv("OCI_CONFIG_FILE", str(write_oci_config(tmp_path)))
-    with FakeOke() as server:
+    with FakeOke(cluster_id=CLUSTER) as server:
         yield server
 
 
@@ -53,6 +53,7 @@ def test_addon_step_survives_a_timed_out_up_and_a_429_burst(control_plane: Contr
     (Retry-After 1 s), waits for the in-flight disable (OKE holds it until the add-on was read DELETING twice)
     instead of disabling again (OKE would answer 409), and finishes: flannel gone, Calico installed, one DELETE."""
     client.AppsV1Api(k8s).create_namespaced_daemon_set("kube-system", flannel_daemonset())
+    oke.kubernetes_endpoint = control_plane.server.split("://", 1)[1]  # OKE's endpoint is the kubeconfig's server
     oke.hold_until_deleting_reads = 2
     stack = make_stack("calico-e2e-oke-faults", _with_addon(control_plane.kubeconfig, oke.endpoint, 3))
     with pytest.raises(auto.errors.CommandError, match="still IN_PROGRESS after 3s"):
@@ -69,7 +70,7 @@ def test_addon_step_survives_a_timed_out_up_and_a_429_burst(control_plane: Contr
     deployment = stack.export_stack().deployment
     assert deployment is not None
     addon = next(r for r in deployment["resources"] if r["urn"].endswith("::calico-flannel-addon"))
-    assert addon["outputs"]["addon_state"] == "ABSENT"
+    assert addon["outputs"]["addonState"] == "ABSENT"
 
 
 @pytest.fixture()
