@@ -195,14 +195,25 @@ def args_from_inputs(inputs: Mapping[str, Any]) -> CalicoArgs:
 _CONFIG_GETTERS = {"string": "get", "boolean": "get_bool", "integer": "get_int", "number": "get_float"}
 
 
+def _config_value(config: pulumi.Config, spec: Spec) -> Any:
+    """The value of ``spec``'s key in ``config`` as its type (a secret as a secret Output), or None when the key is
+    unset or empty: `pulumi config set manifestMirror "$CALICO_MIRROR"` with the variable unset stores "", which means
+    "not set" (never the directory "." nor an empty token), for every key alike."""
+    raw = config.get(spec.key)  # the stored text, secret or not
+    if raw is None or not raw.strip():
+        return None
+    getter = "get_secret" if spec.secret else _CONFIG_GETTERS[spec.kind]
+    return getattr(config, getter)(spec.key)
+
+
 def args_from_config(config: pulumi.Config) -> CalicoArgs:
-    """CalicoArgs from ``pulumi config``: one key per input (``calicoVersion``, ``nodeOs``, ...), secrets decrypted."""
+    """CalicoArgs from ``pulumi config``: one key per input (``calicoVersion``, ``nodeOs``, ...), secrets decrypted; an
+    empty value counts as unset (``_config_value``), so an empty required key is as missing."""
     values: dict[str, Any] = {}
     for spec in input_specs():
-        getter = "get_secret" if spec.secret else _CONFIG_GETTERS[spec.kind]
-        value = getattr(config, getter)(spec.key)
+        value = _config_value(config, spec)
         if value is None and not spec.optional:
-            value = config.require(spec.key)
+            raise pulumi.ConfigMissingError(config.full_key(spec.key), spec.secret)
         if value is not None:
             values[spec.name] = value
     return CalicoArgs(**values)

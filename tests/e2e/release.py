@@ -22,7 +22,8 @@ def install_release(commit: str, root: Path, repo: Path) -> tuple[Path, Path]:
     venv = root / f"venv-{commit}"
     uv = Path(sys.prefix) / "bin" / "uv"
     python = venv / "bin" / "python"
-    subprocess.run([str(uv), "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=300)
+    # --seed: with pip, which Pulumi's Python host runs (`pip list`) to find the program's plugins.
+    subprocess.run([str(uv), "venv", "-q", "--seed", "--python", sys.executable, str(venv)], check=True, timeout=300)
     subprocess.run([str(uv), "pip", "install", "-q", "--python", str(python), "-r", str(source / "requirements.txt")],
                    check=True, timeout=600)
     subprocess.run([str(uv), "pip", "install", "-q", "--python", str(python), "--no-deps", "-e", str(source)],

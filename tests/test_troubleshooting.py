@@ -1,0 +1,126 @@
+"""docs/troubleshooting.md against the code, both ways: every message it quotes is one calico-oke prints (or, for the
+few listed here, the Pulumi engine), and every error class a user can meet has an entry that names it."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import pkgutil
+import re
+
+import calico_component
+from calico_component.errors import CalicoError
+from tests.conftest import REPO
+
+PAGE = REPO / "docs" / "troubleshooting.md"
+#: Messages the page quotes from the Pulumi engine rather than from calico-oke; tests/e2e/test_readme_program.py
+#: checks that the engine prints them.
+ENGINE_MESSAGES = ("no resource plugin 'pulumi-resource-calico-oke' found in the workspace",)
+#: Where the page leaves out the part of a message that varies.
+ELIDED = "..."
+#: How much fixed text a quote must have to say which message it is.
+DISTINCTIVE = 10
+
+
+def _prose(text: str) -> str:
+    """The page without fenced blocks, and without inline code holding a double quote (a command, not a message)."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    return re.sub(r"`[^`\n]*`", lambda span: "" if '"' in span[0] else span[0], text)
+
+
+def quotes(text: str) -> list[str]:
+    """The messages a page quotes: every double-quoted text of its prose (within a paragraph, wrapped lines joined)."""
+    return [" ".join(q.split()) for q in re.findall(r'"((?:[^"\n]|\n(?!\n))+)"', _prose(text))]
+
+
+def entries(text: str) -> dict[str, str]:
+    """Each entry (a ``###`` heading) and its text up to the next heading of any level."""
+    parts = re.split(r"^(#{1,3} .+)$", _prose(text), flags=re.M)
+    return {heading: body for heading, body in zip(parts[1::2], parts[2::2], strict=True) if heading.startswith("### ")}
+
+
+def _text(node: ast.JoinedStr) -> str:
+    """An f-string's text with each replacement field as a NUL."""
+    return "".join(v.value if isinstance(v, ast.Constant) else "\0" for v in node.values)
+
+
+@functools.cache
+def code_strings() -> tuple[str, ...]:
+    """Every string literal and f-string (implicit concatenation joined, fields as NUL) of calico_component."""
+    found: list[str] = []
+    for path in sorted((REPO / "calico_component").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.append(node.value)
+            elif isinstance(node, ast.JoinedStr):
+                found.append(_text(node))
+    return tuple(found)
+
+
+def pattern(quote: str) -> re.Pattern[str]:
+    """The quote as a search: its fixed parts in order, anything (a field, an elided part) between them."""
+    return re.compile(".*?".join(re.escape(part) for part in quote.split(ELIDED)), flags=re.S)
+
+
+def in_code(quote: str) -> bool:
+    """Whether one string of the code holds the quote's fixed parts, in order."""
+    search = pattern(quote)
+    return any(search.search(s) for s in code_strings())
+
+
+def error_classes() -> set[str]:
+    """Names of every CalicoError subclass defined in calico_component (each module imported to define them)."""
+    for module in pkgutil.walk_packages(calico_component.__path__, "calico_component."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    found, todo = set(), list(CalicoError.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith("calico_component."):
+            found.add(cls.__name__)
+    return found
+
+
+def test_every_quoted_message_is_printed_by_the_code() -> None:
+    """Each quote on the page (`...` for what varies) is in one string of calico_component, or one of the engine's."""
+    found = quotes(PAGE.read_text())
+    assert len(found) >= 60, found
+    missing = [q for q in found if q not in ENGINE_MESSAGES and not in_code(q)]
+    assert not missing, f"docs/troubleshooting.md quotes text no code prints: {missing}"
+    vague = [q for q in found if len(q.replace(ELIDED, "").strip()) < DISTINCTIVE]
+    assert not vague, f"quotes too short to say which message they are: {vague}"
+
+
+def test_engine_messages_are_quoted_where_the_page_says_so() -> None:
+    """The engine's messages the page quotes appear in an entry headed as the engine's (``Pulumi:``)."""
+    headings = [h for h in entries(PAGE.read_text()) if h.startswith("### Pulumi: ")]
+    for message in ENGINE_MESSAGES:
+        assert any(f'"{message}"' in h for h in headings), message
+
+
+def test_every_entry_quotes_a_message() -> None:
+    """Each entry's heading or text quotes the message it is about, so a reader can find it by the words they see."""
+    for heading, body in entries(PAGE.read_text()).items():
+        assert quotes(heading) or quotes(body), heading
+
+
+def test_every_error_class_has_an_entry_naming_it() -> None:
+    """Each CalicoError subclass is named (`ClassName`) in an entry, and the base class on the page."""
+    text = PAGE.read_text()
+    named = set(re.findall(r"`(\w+)`", "".join(entries(text).values())))
+    classes = error_classes()
+    assert {"OwnershipError", "TwoClustersError", "OciApiError", "OperationStoppedError"} <= classes
+    assert not classes - named, f"docs/troubleshooting.md has no entry naming {sorted(classes - named)}"
+    assert "`CalicoError`" in text
+
+
+def test_the_checks_can_fail() -> None:
+    """The matching is not vacuous: a reworded message, a field where the page has fixed text, and a made-up class
+    are all caught."""
+    assert in_code("another network provider runs on this cluster")
+    assert not in_code("another network provider is running on this cluster")
+    assert in_code("cluster ... already has ... worker node(s)")
+    assert not in_code("cluster 3 already has ... worker node(s)")
+    assert "NoSuchError" not in error_classes()
