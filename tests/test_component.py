@@ -10,7 +10,6 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
 from calico_component import Calico, CalicoArgs
 from calico_component.errors import ClusterUnreachableError, ConfigurationError, GuardError
@@ -265,8 +264,7 @@ def test_adopt_existing_turns_on_upsert_for_every_object(mocks: Recorder) -> Any
     def check(_: Any) -> None:
         assert _provider_inputs(mocks, "calico-k8s")["upsertExistingObjects"] == "true"
         # Keyed to the kubeconfig's cluster (server and CA), so a new token never replaces the provider and its objects.
-        assert _provider_inputs(mocks, "calico-k8s")["clusterIdentifier"] == {
-            _special_sig_key: _special_secret_sig, "value": "https://127.0.0.1:6443 (CA sha256 no CA)"}
+        assert _provider_inputs(mocks, "calico-k8s")["clusterIdentifier"] == "https://127.0.0.1:6443 (CA sha256 no CA)"
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 

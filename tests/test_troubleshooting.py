@@ -42,7 +42,7 @@ def entries(text: str) -> dict[str, str]:
 
 def _text(node: ast.JoinedStr) -> str:
     """An f-string's text with each replacement field as a NUL."""
-    return "".join(v.value if isinstance(v, ast.Constant) else "\0" for v in node.values)
+    return "".join(str(v.value) if isinstance(v, ast.Constant) else "\0" for v in node.values)
 
 
 @functools.cache

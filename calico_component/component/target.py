@@ -117,7 +117,9 @@ def resolve(name: str, args: CalicoArgs, settings: OciSettings, endpoints: tuple
                 raise TwoClustersError(problem)
         elif cluster_id is not None:
             kubeconfig = _agreeing(kubeconfig, cluster_id, settings, endpoints)
-        key: pulumi.Input[str] = cluster_id if cluster_id is not None else kubeconfig.apply(identity)
+        # Which cluster, not who may reach it: shown in previews as it is (a server URL and a CA digest, or an OCID).
+        key: pulumi.Input[str] = cluster_id if cluster_id is not None else pulumi.Output.unsecret(
+            kubeconfig.apply(identity))
         return Target(kubeconfig, cluster_id, key, "kubeconfig")
     if cluster_id is not None:
         served = pulumi.Output.from_input(cluster_id).apply(lambda cid: oke.kubeconfig(settings, str(cid)))

@@ -36,7 +36,8 @@ from .gobuild import (
     ToolError,
 )
 
-__all__ = ["CALICO_RELEASES", "CALICO_TOOLS", "DEMO_TOOLS", "TOOL_NAMES", "Group", "ToolError", "cache_root", "calico_tools",
+__all__ = ["BASE_TOOLS", "CALICO_RELEASES", "CALICO_TOOLS", "DEMO_TOOLS", "SETS", "TOOL_NAMES",
+           "Group", "ToolError", "cache_root", "calico_tools",
            "creates_with_client_side_create", "describe", "ensure", "find", "group_of", "groups", "main"]
 
 Builder = Callable[[Path, Path, Path], None]
@@ -56,7 +57,11 @@ def calico_tools(version: str) -> tuple[str, ...]:
 CALICO_RELEASES = thirdparty.CALICO_VERSIONS
 #: What a node with the real dataplane runs, for every Calico release it can run.
 CALICO_TOOLS = tuple(name for version in thirdparty.CALICO_VERSIONS for name in calico_tools(version))
-TOOL_NAMES = ("pulumi", *LANGUAGE_HOSTS, "pulumi-resource-kubernetes", *KUBE_TOOLS, "etcd", "kwok", *CALICO_TOOLS)
+#: What everything but a node with a real dataplane needs: the engine, its hosts and provider, a cluster with kwok nodes.
+BASE_TOOLS = ("pulumi", *LANGUAGE_HOSTS, "pulumi-resource-kubernetes", *KUBE_TOOLS, "etcd", "kwok")
+TOOL_NAMES = (*BASE_TOOLS, *CALICO_TOOLS)
+#: ``ensure --only``: what each part of the suite needs.
+SETS = {"all": TOOL_NAMES, "base": BASE_TOOLS, "dataplane": CALICO_TOOLS}
 #: What ``python -m calico_component demo`` runs: a cluster with fake nodes and the Python stack program.
 DEMO_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes", "etcd", "kube-apiserver",
               "kube-controller-manager", "kube-scheduler", "kwok")
@@ -320,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     ens = sub.add_parser("ensure", help="find or build every tool and print NAME=PATH lines")
     ens.add_argument("--serial", action="store_true", help="build one group at a time")
+    ens.add_argument("--only", choices=sorted(SETS), default="all",
+                     help="base: what all but the dataplane tests need (waits for a build of them already running)")
     sub.add_parser("versions", help="print each tool's pinned version and source")
     args = parser.parse_args(argv)
     if args.cmd == "versions":
@@ -329,11 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     try:
-        paths = ensure(parallel=not args.serial)
+        paths = ensure(SETS[args.only], parallel=not args.serial)
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for name in TOOL_NAMES:
+    for name in SETS[args.only]:
         print(f"{name}={paths[name]}")
         print(f"  {describe(name, paths[name])}", file=sys.stderr)
     print(f"tools ready in {time.monotonic() - started:.0f}s", file=sys.stderr)

@@ -35,8 +35,6 @@ from pulumi.provider.server import ProviderServicer
 from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 
-from ..component.calico import TYPE_TOKEN, Calico
-from ..component.inputs import InputError, args_from_inputs, outputs_of
 from ..errors import CalicoError
 from ..steps import legacy
 from ..steps.addon import OkeAddonDisabledStep
@@ -46,7 +44,6 @@ from ..steps.policy import PolicyCheckStep
 from ..steps.rollout import RolloutAwaitedStep
 from ..steps.types import PACKAGE, StepInputError, missing, package_version, typed
 from . import wire
-from .schema import schema
 
 #: The step behind each resource type the provider serves.
 STEPS: dict[str, Step] = {step.type.token: step for step in (
@@ -77,14 +74,19 @@ def _invalid(message: str, culprit: str = "") -> InputPropertiesError:
 
 
 class CalicoProvider(pulumi_provider.Provider):
-    """Constructs Calico components for programs in any language (each one registers its steps with this provider)."""
+    """Constructs Calico components for programs in any language (each one registers its steps with this provider).
+    The component and the schema are loaded when first asked for: a Python program's `up` starts this process only to
+    serve the steps."""
 
     def __init__(self) -> None:
-        super().__init__(package_version(), json.dumps(schema()))
+        super().__init__(package_version(), None)
 
     def construct(self, name: str, resource_type: str, inputs: pulumi.Inputs,
                   options: pulumi.ResourceOptions | None = None) -> pulumi_provider.ConstructResult:
         """Build Calico from camelCase inputs; a bad input fails as the user's error, without a Python traceback."""
+        from ..component.calico import TYPE_TOKEN, Calico
+        from ..component.inputs import InputError, args_from_inputs, outputs_of
+
         if resource_type != TYPE_TOKEN:
             raise _invalid(f"{PACKAGE} constructs only {TYPE_TOKEN}, not {resource_type}")
         try:
@@ -153,6 +155,13 @@ class Servicer(ProviderServicer):
 
     async def DiffConfig(self, request: Any, context: Any) -> Any:
         return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
+
+    async def GetSchema(self, request: Any, context: Any) -> Any:
+        from .schema import schema
+
+        if request.version != 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unsupported schema version {request.version}")
+        return provider_pb2.GetSchemaResponse(schema=json.dumps(schema()))
 
     async def Cancel(self, request: Any, context: Any) -> Any:
         """The first Ctrl-C: every running step stops at its next wait (and cleans up after itself)."""

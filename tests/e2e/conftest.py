@@ -42,11 +42,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"provider create semantics: {semantics}")
 
 
-@pytest.fixture(scope="session")
-def tool_paths() -> dict[str, Path]:
-    """Every binary, found (env var, PATH, cache) or built from pinned Go modules into the cache."""
+def _ensure(names: tuple[str, ...]) -> dict[str, Path]:
     try:
-        return tools.ensure()
+        return tools.ensure(names)
     except tools.ToolError as exc:
         pytest.fail(
             f"e2e tools unavailable: {exc}\nInstall Go (https://go.dev) so they can be built, or provide them: "
@@ -54,6 +52,20 @@ def tool_paths() -> dict[str, Path]:
             "(see docs/contributing.md, End-to-end suite).",
             pytrace=False,
         )
+
+
+@pytest.fixture(scope="session")
+def tool_paths() -> dict[str, Path]:
+    """The engine, its hosts and provider, and a cluster's binaries: found (env var, PATH, cache) or built from
+    pinned modules into the cache (a build already running, as in `.ci/run`, is waited for)."""
+    return _ensure(tools.BASE_TOOLS)
+
+
+@pytest.fixture(scope="session")
+def dataplane_tool_paths(tool_paths: dict[str, Path]) -> dict[str, Path]:
+    """Also Calico's own binaries for a node with a real dataplane (`.ci/run` runs these tests last, while or after
+    they build)."""
+    return {**tool_paths, **_ensure(tools.CALICO_TOOLS)}
 
 
 @pytest.fixture(scope="module")

@@ -41,10 +41,11 @@ UPGRADES = ("3.31.5", "3.32.0")
 
 
 @pytest.fixture(scope="module")
-def enforcement(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
+def enforcement(dataplane_tool_paths: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
     """The cluster, Calico installed by the stack program (awaited), the demo app deployed without policies."""
     config = {"calicoVersion": VERSION, "verifyPolicy": "true", **NETWORK_CONFIG["vcn-native"]}
-    with enforcement_cluster(tool_paths, tmp_path_factory.mktemp("enforcement"), config) as cluster:
+    with enforcement_cluster(dataplane_tool_paths, tmp_path_factory.mktemp("enforcement"), config) as cluster:
         yield cluster
 
 

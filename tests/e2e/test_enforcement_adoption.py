@@ -16,8 +16,9 @@ CONFIG = {"calicoVersion": "3.32.0", **NETWORK_CONFIG["vcn-native"]}
 
 
 @pytest.fixture(scope="module")
-def hand_installed(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
-    with enforcement_cluster(tool_paths, tmp_path_factory.mktemp("adopt"), CONFIG, by_hand=True) as cluster:
+def hand_installed(dataplane_tool_paths: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
+    with enforcement_cluster(dataplane_tool_paths, tmp_path_factory.mktemp("adopt"), CONFIG, by_hand=True) as cluster:
         yield cluster
 
 

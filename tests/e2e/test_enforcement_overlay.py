@@ -23,9 +23,10 @@ POD_CIDR = NETWORK_CONFIG["flannel-overlay"]["podCidr"]
 
 
 @pytest.fixture(scope="module")
-def overlay(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
+def overlay(dataplane_tool_paths: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforcement]:
     config = {"calicoVersion": "3.31.5", **NETWORK_CONFIG["flannel-overlay"]}
-    with enforcement_cluster(tool_paths, tmp_path_factory.mktemp("overlay"), config) as cluster:
+    with enforcement_cluster(dataplane_tool_paths, tmp_path_factory.mktemp("overlay"), config) as cluster:
         yield cluster
 
 

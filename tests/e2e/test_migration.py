@@ -45,9 +45,10 @@ def _objects(cli: PulumiCli) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 def test_a_stack_of_0_1_0_moves_to_this_release_without_touching_the_cluster(
         tool_paths: dict[str, Path], node_cluster: ControlPlane, node_k8s: Any, tmp_path: Path) -> None:
     """0.1.0 installs Calico 3.32.0 on a flannel-overlay cluster (kube-flannel-ds removed, calico-node awaited: two
-    dynamic resources in state). This release's first preview shows only those two steps updated (moved to
-    calico-oke's provider), nothing replaced; its `up` (which refreshes first, loading the recorded providers) keeps
-    every object's UID, leaves flannel absent, and writes a state without dynamic resources; then nothing changes."""
+    dynamic resources in state). This release's first preview updates only those two steps (moved to calico-oke's
+    provider) and the two Kubernetes providers (keyed to the cluster from now on), nothing replaced, created or
+    deleted; its `up` (which refreshes first, loading the recorded providers) keeps every object's UID, leaves flannel
+    absent, and writes a state without dynamic resources; then nothing changes."""
     run_fake_flannel(node_k8s, 3, timeout=30)
     source, venv = install_release(RELEASE_0_1_0, tmp_path, repo_root())
     project = tmp_path / "project"
@@ -71,7 +72,8 @@ def test_a_stack_of_0_1_0_moves_to_this_release_without_touching_the_cluster(
     _use(project, repo_root(), Path(sys.prefix))
     preview = cli("preview", "--diff").stdout
     assert not PREVIEW_REPLACEMENT.search(preview), preview[-4000:]
-    assert "2 to update" in preview and "to create" not in preview and "to delete" not in preview, preview[-4000:]
+    assert "4 to update" in preview and "to create" not in preview and "to delete" not in preview, preview[-4000:]
+    assert preview.count("- __provider: [secret]") == 2 and preview.count("+ clusterIdentifier: ") == 2, preview
     cli("up", "--yes")
     assert live_uids(node_k8s, objects) == uids, "an object was recreated"
     assert not flannel_present(node_k8s)

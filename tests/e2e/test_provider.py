@@ -50,6 +50,7 @@ def made() -> Iterator[list[PulumiCli]]:
     clis: list[PulumiCli] = []
     yield clis
     for cli in reversed(clis):
+        cli("cancel", "--yes", check=False)  # a lock a killed `up` left
         cli("destroy", "--yes", "--skip-preview", check=False)
 
 
@@ -211,6 +212,7 @@ def _interrupt_the_wait(cli: PulumiCli, k8s: Any, how: str) -> None:
             proc.kill()  # the CLI alone: its plugins run in process groups of their own
             proc.communicate()
             wait_for(lambda: not _provider_pids(token), 15, "calico-oke's provider to exit after its engine died")
+            cli("cancel", "--yes")  # the killed `up` left the stack locked, as any killed `pulumi` does
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -256,7 +258,9 @@ def test_ctrl_c_stops_the_policy_check_and_deletes_its_namespace(
     token = f"{RUN_TOKEN}=policy-check-{os.getpid()}-{time.monotonic_ns()}"
     proc = _start_up(cli, token)
     try:
-        wait_for(lambda: bool(_check_namespaces(node_k8s)), 240, "the policy check's namespace")
+        wait_for(lambda: bool(_check_namespaces(node_k8s)) or proc.poll() is not None, 240,
+                 "the policy check's namespace")
+        assert proc.poll() is None, f"`up` ended before its policy check started:\n{proc.communicate()[0][-4000:]}"
         time.sleep(3)
         took, out = _stopped_within(proc, lambda: os.killpg(proc.pid, signal.SIGINT), 15)
         assert proc.returncode != 0 and took < 15, f"{took:.1f}s:\n{out[-3000:]}"
