@@ -106,7 +106,7 @@ def load_kubeconfig(kubeconfig: str, label: str = "kubeconfig") -> dict[str, Any
         # Not chained on purpose: the YAMLError's text quotes the line, and a chained cause is printed too.
         raise ConfigurationError(
             f"{label} is not valid YAML ({_yaml_position(exc)}); pass the contents of a kubeconfig file "
-            "(e.g. from oci.containerengine.get_cluster_kube_config_output(...).content)"
+            "(e.g. from `oci ce cluster create-kubeconfig`), or leave kubeconfig out and pass cluster_id"
         ) from None
     if not isinstance(doc, dict):
         raise ConfigurationError(

@@ -1,4 +1,5 @@
-"""Pulumi plugin entry point: serves calico-oke:index:Calico to programs in any language."""
+"""Pulumi plugin entry point: constructs calico-oke:index:Calico for programs in any language and serves the
+component's own steps (calico-oke:index:OkeAddonDisabled, DaemonSetAbsent, RolloutAwaited, PolicyCheck)."""
 
 from calico_component.provider.server import main
 

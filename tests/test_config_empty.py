@@ -24,8 +24,7 @@ OTHERS = [s for s in input_specs() if s.kind != "string"]
 
 @pytest.fixture()
 def configure() -> Iterator[type[_Configure]]:
-    """Sets the stack's config (every value stored as `pulumi config set` stores it, the kubeconfig as a secret) and
-    clears it afterwards."""
+    """Sets the stack's config as `pulumi config set` stores it (the kubeconfig a secret), cleared afterwards."""
     yield _Configure
     pulumi.runtime.set_all_config({})
 
@@ -80,16 +79,14 @@ def _stack_program(monkeypatch: pytest.MonkeyPatch, **config: str) -> None:
 @pytest.mark.usefixtures("ownership_checks")
 def test_the_walkthrough_line_with_calico_mirror_unset_installs_from_the_default_mirror(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The README's `pulumi config set manifestMirror "$CALICO_MIRROR"` with the variable unset: the stack program
-    renders from the default mirror, not from the working directory ("." has no v3.32.0/ here)."""
+    """The README's `manifestMirror "$CALICO_MIRROR"` with the variable unset renders from the default mirror, not "."."""
     monkeypatch.chdir(tmp_path)
     _stack_program(monkeypatch, manifestMirror="")
 
 
 @pytest.mark.usefixtures("ownership_checks")
 def test_a_manifest_mirror_value_is_the_mirror_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A non-empty manifestMirror is the mirror the stack program reads: a directory that does not exist fails,
-    naming it, although the default mirror would serve the file."""
+    """A non-empty manifestMirror is the mirror read: a missing directory fails naming it, though the default would do."""
     missing = tmp_path / "no-such-mirror"
     with pytest.raises(Exception, match=f"mirror directory {missing} does not exist"):
         _stack_program(monkeypatch, manifestMirror=str(missing))

@@ -1,5 +1,4 @@
-"""docs/troubleshooting.md against the code, both ways: every message it quotes is one calico-oke prints (or, for the
-few listed here, the Pulumi engine), and every error class a user can meet has an entry that names it."""
+"""docs/troubleshooting.md against the code both ways: every quote is a message printed, every error class has an entry."""
 
 from __future__ import annotations
 
@@ -117,8 +116,7 @@ def test_every_error_class_has_an_entry_naming_it() -> None:
 
 
 def test_the_checks_can_fail() -> None:
-    """The matching is not vacuous: a reworded message, a field where the page has fixed text, and a made-up class
-    are all caught."""
+    """The matching is not vacuous: a reworded message, a field where the page has fixed text, a made-up class fail."""
     assert in_code("another network provider runs on this cluster")
     assert not in_code("another network provider is running on this cluster")
     assert in_code("cluster ... already has ... worker node(s)")

@@ -16,7 +16,7 @@ _HEADER = """\
 For: anyone writing a program with the `Calico` component, in Python or through the package
 (YAML, TypeScript, Go), or configuring the stack program with `pulumi config set`.
 
-Generated from `calico_component/calico_args.py` (each input's docstring) by
+Generated from `calico_component/component/args.py` (each input's docstring) by
 `python -m calico_component.component.inputs_doc > docs/inputs.md`; `tests/test_docs.py` fails when this page
 and the code differ. The second column is the key in YAML, TypeScript and Go, and the stack
 program's `pulumi config` key. *Plain* inputs must be known at preview (not an Output), because they

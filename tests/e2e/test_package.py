@@ -81,8 +81,9 @@ def package(tool_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def served_schema(package: Package) -> dict[str, Any]:
-    """What `pulumi package get-schema <plugin folder>` prints (it also creates the plugin's virtualenv)."""
-    cli = PulumiCli(package.pulumi, package.plugin.parent, package.env, timeout=900)
+    """What `pulumi package get-schema <plugin folder>` prints (it also creates the plugin's virtualenv), run from a
+    folder of the user's (not the clone, whose own Pulumi.yaml is the stack program's)."""
+    cli = PulumiCli(package.pulumi, package.plugin.parent.parent, package.env, timeout=900)
     return dict(json.loads(cli("package", "get-schema", str(package.plugin)).stdout))
 
 

@@ -1,19 +1,16 @@
-"""The README's "A program for a real OKE cluster" run as a user runs it, from `pulumi new python` to `pulumi up`, in a
-fresh directory whose virtualenv `pulumi install` fills from PyPI: the Pulumi.yaml entry is all the engine needs to
-find calico-oke's provider, and without it preview fails with the message docs/troubleshooting.md quotes.
+"""The README's "A program for a real OKE cluster" run as written, `pulumi new python` to `pulumi up`, in a fresh venv."""
 
-What this machine cannot reach is stood in for, and only that (each substitution is asserted to apply):
-
-- `pulumi new python` gets `--offline`: Pulumi's `python` template comes from the test's Pulumi home, laid out as an
-  online `pulumi new` leaves it (a clone of pulumi/templates; here only its python/ folder, copied below);
-- the calico-oke line the README adds to requirements.txt names a wheel built from this checkout, not the git URL;
-- `pulumi install` gets `--no-plugins`: the kubernetes provider plugin it would download from get.pulumi.com is the
-  locally built one on PATH, as for every end-to-end test;
-- OKE is tests/fake_oke.py (CALICO_OKE_OCI_ENDPOINT, OCI_CONFIG_FILE in the environment), describing the README's
-  cluster OCID as a vcn-native cluster of 3 Oracle Linux 8 nodes and serving the node_cluster control plane's
-  kubeconfig for it;
-- manifests come from the test mirror (CALICO_OKE_MANIFEST_MIRROR), upstream being unreachable.
-"""
+# What this machine cannot reach is stood in for, and only that (each substitution is asserted to apply):
+#
+# - `pulumi new python` gets `--offline`: Pulumi's `python` template comes from the test's Pulumi home, laid out as an
+#   online `pulumi new` leaves it (a clone of pulumi/templates; here only its python/ folder, copied below);
+# - the calico-oke line the README adds to requirements.txt names a wheel built from this checkout, not the git URL;
+# - `pulumi install` gets `--no-plugins`: the kubernetes provider plugin it would download from get.pulumi.com is the
+#   locally built one on PATH, as for every end-to-end test;
+# - OKE is tests/fake_oke.py (CALICO_OKE_OCI_ENDPOINT, OCI_CONFIG_FILE in the environment), describing the README's
+#   cluster OCID as a vcn-native cluster of 3 Oracle Linux 8 nodes and serving the node_cluster control plane's
+#   kubeconfig for it;
+# - manifests come from the test mirror (CALICO_OKE_MANIFEST_MIRROR), upstream being unreachable.
 
 from __future__ import annotations
 
@@ -73,8 +70,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _templates(pulumi_home: Path) -> None:
-    """Pulumi's templates where `pulumi new` keeps them: a git repository whose one remote is pulumi/templates (a
-    directory that is not one is deleted by `pulumi new`)."""
+    """Pulumi's templates where `pulumi new` keeps them: a clone of pulumi/templates (anything else it deletes)."""
     root = pulumi_home / "templates"
     (root / "python").mkdir(parents=True)
     for name, text in PYTHON_TEMPLATE.items():
@@ -84,7 +80,7 @@ def _templates(pulumi_home: Path) -> None:
 
 
 def _substituted(line: str, wheel: Path) -> str:
-    """A README line with the stand-ins of the module docstring, each checked to apply."""
+    """A README line with the stand-ins listed above, each checked to apply."""
     argv = shlex.split(line, comments=True)
     if argv[:3] == ["pulumi", "new", "python"]:
         return line.replace("pulumi new python", "pulumi new python --offline", 1)
@@ -109,9 +105,8 @@ def _cluster_id(blocks: list[tuple[str, str]]) -> str:
 
 
 @pytest.fixture()
-def oke(node_cluster: ControlPlane) -> Iterator[FakeOke]:
-    """OKE describing the README's cluster: vcn-native, Kubernetes 1.36, one pool of 3 Oracle Linux 8 nodes, and
-    the control plane's kubeconfig as the one it serves."""
+def readme_oke(node_cluster: ControlPlane) -> Iterator[FakeOke]:
+    """OKE describing the README's cluster: vcn-native, 1.36, 3 Oracle Linux 8 nodes, the control plane's kubeconfig."""
     blocks = marked_blocks(OKE_FIRST_HOUR, OKE_FIRST_HOUR_END)
     with FakeOke(cluster_id=_cluster_id(blocks), cni_type="OCI_VCN_IP_NATIVE", kubernetes_version="v1.36.1",
                  pools=[Pool("workers", 3, "Oracle-Linux-8.10-2026.08.30-0-OKE-1.36.1-900")],
@@ -119,13 +114,10 @@ def oke(node_cluster: ControlPlane) -> Iterator[FakeOke]:
         yield server
 
 
-def test_the_readme_steps_from_pulumi_new_to_up(tool_paths: dict[str, Path], node_k8s: Any, oke: FakeOke,
+def test_the_readme_steps_from_pulumi_new_to_up(tool_paths: dict[str, Path], node_k8s: Any, readme_oke: FakeOke,
                                                 wheel: Path, tmp_path: Path) -> None:
-    """Every block of the README section in order (bash lines run, the YAML appended to Pulumi.yaml, the program
-    written as __main__.py): `pulumi install` puts the provider in venv/bin, preview plans Calico and its rollout wait
-    on OKE's cluster and changes nothing, `up` leaves calico-node ready on its 3 nodes, reported under the wait.
-    Without the Pulumi.yaml entry, preview fails with the engine's message the troubleshooting page quotes."""
-    env = {**engine_env(tmp_path / "pulumi", tool_paths), OCI_ENDPOINT_ENV: oke.endpoint,
+    """The README's steps as written (its git URL swapped for this checkout's wheel, stand-ins above); no entry: the error."""
+    env = {**engine_env(tmp_path / "pulumi", tool_paths), OCI_ENDPOINT_ENV: readme_oke.endpoint,
            "OCI_CONFIG_FILE": str(write_oci_config(tmp_path)), "CALICO_OKE_MANIFEST_MIRROR": mirror()}
     _templates(Path(env["PULUMI_HOME"]))
     project = tmp_path / "my-oke"
@@ -158,7 +150,7 @@ def test_the_readme_steps_from_pulumi_new_to_up(tool_paths: dict[str, Path], nod
                 if line.startswith("pulumi preview"):
                     assert "calico-calico-node-rollout" in output and "to create" in output, output[-3000:]
                     assert not exists(lambda: calico_node(node_k8s)), "a preview changed the cluster"
-        assert oke.requests[f"POST /20180222/clusters/{oke.cluster_id}/kubeconfig/content"] >= 1
+        assert readme_oke.requests[f"POST /20180222/clusters/{readme_oke.cluster_id}/kubeconfig/content"] >= 1
         assert "calico-node: 3 of 3 pods updated and ready" in outputs["pulumi up"], outputs["pulumi up"][-3000:]
         assert_installed(node_k8s, "3.32.0")
 
