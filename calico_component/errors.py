@@ -15,6 +15,16 @@ class UnsupportedVersionError(ConfigurationError):
     """A Calico version is not in the release table and no digest was given for it."""
 
 
+class InputError(ConfigurationError):
+    """An input given by its camelCase key (the package, the stack program's config, a step of calico-oke's provider)
+    is missing, unknown or of the wrong type."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
 class CompatibilityError(CalicoError):
     """Strict mode: the Calico / Kubernetes combination was not tested by Oracle."""
 

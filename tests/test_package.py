@@ -12,7 +12,8 @@ import pytest
 from pulumi.errors import InputPropertiesError, InputPropertyError
 
 from calico_component import Calico, CalicoArgs
-from calico_component.component.inputs import InputError, args_from_config, args_from_inputs
+from calico_component.component.inputs import args_from_config, args_from_inputs
+from calico_component.errors import InputError
 from calico_component.provider.schema import schema
 from calico_component.provider.server import CalicoProvider
 from calico_component.steps.types import STEP_TYPES

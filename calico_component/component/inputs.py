@@ -24,7 +24,7 @@ from typing import Any, Literal
 import pulumi
 
 from ..cluster.oci_api import OCI_AUTH_METHODS
-from ..errors import ConfigurationError
+from ..errors import InputError
 from ..manifest.plan import TYPHA_MODES
 from ..manifest.releases import NETWORK_TYPES, NODE_OSES
 from .args import CalicoArgs
@@ -159,15 +159,6 @@ def output_specs() -> tuple[Spec, ...]:
         kind, items = _kind(hint, f"Calico.{name}")
         specs.append(Spec(name, camel(name), kind, optional, docs.get(name, ""), plain=False, items=items))
     return tuple(specs)
-
-
-class InputError(ConfigurationError):
-    """An input given by key (package or config) is missing, unknown or of the wrong type."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"{key}: {reason}")
-        self.key = key
-        self.reason = reason
 
 
 def _coerce(spec: Spec, value: Any) -> Any:

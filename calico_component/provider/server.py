@@ -35,14 +35,14 @@ from pulumi.provider.server import ProviderServicer
 from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc
 
-from ..errors import CalicoError
+from ..errors import CalicoError, InputError
 from ..steps import legacy
 from ..steps.addon import OkeAddonDisabledStep
 from ..steps.daemonset import DaemonSetAbsentStep
 from ..steps.handler import Diff, Failure, Operation, Props, Step
 from ..steps.policy import PolicyCheckStep
 from ..steps.rollout import RolloutAwaitedStep
-from ..steps.types import PACKAGE, StepInputError, missing, package_version, typed
+from ..steps.types import PACKAGE, missing, package_version, typed
 from . import wire
 
 #: The step behind each resource type the provider serves.
@@ -85,7 +85,7 @@ class CalicoProvider(pulumi_provider.Provider):
                   options: pulumi.ResourceOptions | None = None) -> pulumi_provider.ConstructResult:
         """Build Calico from camelCase inputs; a bad input fails as the user's error, without a Python traceback."""
         from ..component.calico import TYPE_TOKEN, Calico
-        from ..component.inputs import InputError, args_from_inputs, outputs_of
+        from ..component.inputs import args_from_inputs, outputs_of
 
         if resource_type != TYPE_TOKEN:
             raise _invalid(f"{PACKAGE} constructs only {TYPE_TOKEN}, not {resource_type}")
@@ -208,7 +208,7 @@ class Servicer(ProviderServicer):
         failures: list[Failure] = [Failure(key, f"{key} is required") for key in missing(step.type, news)]
         try:
             news = typed(step.type, news)
-        except StepInputError as exc:
+        except InputError as exc:
             failures.append(Failure(exc.key, exc.reason))
         if not failures:
             failures = await self._run(context, lambda: step.check(olds or None, news, self._operation(request.urn)))

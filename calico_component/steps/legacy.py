@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .types import StepInputError, StepType, typed
+from ..errors import InputError
+from .types import StepType, typed
 
 #: The key a Python dynamic resource keeps its pickled provider under.
 PROVIDER_KEY = "__provider"
@@ -31,6 +32,6 @@ def translate(step: StepType, state: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in camel.items():
         try:
             out.update(typed(step, {key: value}))
-        except StepInputError:
+        except InputError:
             continue
     return out

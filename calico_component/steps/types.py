@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Literal
 
-from ..errors import ConfigurationError
+from ..errors import InputError
 
 PACKAGE = "calico-oke"
 Kind = Literal["string", "boolean", "integer", "number", "array"]
@@ -177,15 +177,6 @@ class Unknown:
 UNKNOWN = Unknown()
 
 
-class StepInputError(ConfigurationError):
-    """An input of one of the provider's resources has the wrong type."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"{key}: {reason}")
-        self.key = key
-        self.reason = reason
-
-
 def _typed(field: Field, value: Any) -> Any:
     """``value`` as ``field``'s type. Numbers cross the wire as floats: an integer field takes a whole float as an
     int and refuses a fraction; a bool is never a number."""
@@ -201,11 +192,11 @@ def _typed(field: Field, value: Any) -> Any:
             return float(value)
         if float(value).is_integer():
             return int(value)
-        raise StepInputError(field.key, f"must be a whole number, got {value:g}")
+        raise InputError(field.key, f"must be a whole number, got {value:g}")
     if kind == "array" and isinstance(value, list | tuple):
         item = Field(field.name, field.items or "string", field.description)
         return [_typed(item, v) for v in value]
-    raise StepInputError(field.key, f"must be a {kind}, got {type(value).__name__} {value!r}"
+    raise InputError(field.key, f"must be a {kind}, got {type(value).__name__} {value!r}"
                          if not field.secret else f"must be a {kind}, got {type(value).__name__}")
 
 
