@@ -108,10 +108,16 @@ class Patch:
 
 PYTHON_HOST_PATCHES = (
     Patch("main.go", "\tflag.Parse()\n",
-          '\tflag.String("root", "", "the plugin or program root the CLI passes (accepted, unused)")\n',
-          "CLI 3.274.1 passes -root when it loads a plugin such as a Python component package; v3.259.0 "
-          "exits with 'flag provided but not defined: -root'"),
+          '\tflag.String("root", "", "the plugin or program root the CLI passes (accepted, unused)")\n'
+          '\tflag.String("virtualenv", "", "the plugin\'s runtime option, also in each request (accepted, unused)")\n'
+          '\tflag.String("toolchain", "", "the plugin\'s runtime option, also in each request (accepted, unused)")\n'
+          '\tflag.String("typechecker", "", "the plugin\'s runtime option, also in each request (accepted, unused)")\n',
+          "CLI 3.274.1 passes -root, and a plugin's PulumiPlugin.yaml runtime options as flags (-virtualenv ...), "
+          "when it loads a plugin such as a Python component package; v3.259.0 defines none of them and exits with "
+          "'flag provided but not defined'"),
 )
+#: Raised when PYTHON_HOST_PATCHES change, so a cached host built without them is rebuilt.
+PYTHON_HOST_RECIPE = 1
 PROVIDER_PATCHES = (
     Patch("pkg/gen/schema.go", "pschema.ResourceSpec{\n\t\t\tObjectTypeSpec: pschema.ObjectTypeSpec{\n"
           "\t\t\t\tDescription: \"The provider type for the kubernetes package.\"", "&",

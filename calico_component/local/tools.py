@@ -98,10 +98,10 @@ class Group:
         return cache_root() / self.slug / "bin"
 
 
-def _host_group(folder: str, build: Builder, minutes: int = 1) -> Group:
+def _host_group(folder: str, build: Builder, minutes: int = 1, revision: int = 0) -> Group:
     return Group(folder, (folder,), thirdparty.HOSTS_SOURCE_VERSION,
                  f"../shared/third-party/{folder} ({thirdparty.HOSTS_SOURCE_VERSION}) built against {PULUMI_VERSION}",
-                 build, after=("pulumi",), minutes=minutes)
+                 build, after=("pulumi",), minutes=minutes, revision=revision)
 
 
 def _provider_group() -> Group:
@@ -131,7 +131,7 @@ def groups() -> dict[str, Group]:
     found = [
         Group("pulumi", ("pulumi",), PULUMI_VERSION, f"github.com/pulumi/pulumi/pkg/v3 {PULUMI_VERSION}",
               gobuild.build_pulumi, minutes=8),
-        _host_group("pulumi-language-python", thirdparty.build_python_host),
+        _host_group("pulumi-language-python", thirdparty.build_python_host, revision=thirdparty.PYTHON_HOST_RECIPE),
         _host_group("pulumi-language-nodejs", thirdparty.build_nodejs_host),
         _host_group("pulumi-language-go", thirdparty.build_go_host),
         Group("pulumi-language-yaml", ("pulumi-language-yaml",), PULUMI_YAML_VERSION,
