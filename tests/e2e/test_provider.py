@@ -87,11 +87,12 @@ def _failed(proc: subprocess.CompletedProcess[str]) -> str:
 def test_the_existing_nodes_refusal_fires_through_the_engine_and_no_delete_reaches_oke(
         tool_paths: dict[str, Path], node_cluster: ControlPlane, node_k8s: Any, oke: FakeOke, tmp_path: Path,
         made: list[PulumiCli]) -> None:
-    """A flannel-overlay cluster whose node pool has 3 nodes (a count that crosses the engine as 3.0): with
-    allowExistingNodes preview plans the add-on step; without it preview and `up` fail under the add-on step, saying
-    why, and OKE receives no DELETE; allowed, `up` disables the add-on (one DELETE) and removes kube-flannel-ds."""
+    """A flannel-overlay cluster whose node pool has 3 nodes (a pool without node_config_details: ListNodePools gives no
+    count, GetNodePool lists them; the count crosses the engine as 3.0): with allowExistingNodes preview plans the
+    add-on step; without it preview and `up` fail under the add-on step, saying why, and OKE receives no DELETE;
+    allowed, `up` disables the add-on (one DELETE) and removes kube-flannel-ds."""
     run_fake_flannel(node_k8s, 3, timeout=30)
-    oke.pools, oke.kubernetes_endpoint = [Pool("workers", 3)], _server(node_cluster)
+    oke.pools, oke.kubernetes_endpoint = [Pool("workers", 3, size_in_details=False)], _server(node_cluster)
     cli = _cli(tool_paths, tmp_path, oke, made)
     _configure(cli, node_cluster, calicoVersion="3.32.0", networkType="flannel-overlay", nodeOs="oracle-linux-8",
                clusterId=oke.cluster_id, allowExistingNodes="true", awaitTimeoutSeconds="60")
@@ -204,6 +205,7 @@ def _interrupt_the_wait(cli: PulumiCli, k8s: Any, how: str) -> None:
         time.sleep(3)  # well into the wait
         if how == "ctrl-c":
             took, out = _stopped_within(proc, lambda: os.killpg(proc.pid, signal.SIGINT), 10)
+            print(f"Ctrl-C during the rollout wait: `up` ended {took:.1f}s after SIGINT")
             assert proc.returncode != 0 and took < 10, f"{took:.1f}s:\n{out[-3000:]}"
             assert "calico-oke:index:RolloutAwaited (calico-calico-node-rollout)" in out and "interrupted" in out
             assert not OUR_TRACEBACK.search(out), out[-3000:]
@@ -211,7 +213,9 @@ def _interrupt_the_wait(cli: PulumiCli, k8s: Any, how: str) -> None:
         else:
             proc.kill()  # the CLI alone: its plugins run in process groups of their own
             proc.communicate()
+            killed = time.monotonic()
             wait_for(lambda: not _provider_pids(token), 15, "calico-oke's provider to exit after its engine died")
+            print(f"`pulumi` killed: calico-oke's provider gone {time.monotonic() - killed:.1f}s later")
             cli("cancel", "--yes")  # the killed `up` left the stack locked, as any killed `pulumi` does
     finally:
         if proc.poll() is None:
@@ -263,6 +267,7 @@ def test_ctrl_c_stops_the_policy_check_and_deletes_its_namespace(
         assert proc.poll() is None, f"`up` ended before its policy check started:\n{proc.communicate()[0][-4000:]}"
         time.sleep(3)
         took, out = _stopped_within(proc, lambda: os.killpg(proc.pid, signal.SIGINT), 15)
+        print(f"Ctrl-C during the policy check: `up` ended {took:.1f}s after SIGINT, its namespace deleted")
         assert proc.returncode != 0 and took < 15, f"{took:.1f}s:\n{out[-3000:]}"
         assert "calico-oke:index:PolicyCheck (calico-policy-check)" in out, out[-3000:]
         assert "the policy check stopped because `pulumi up` was interrupted" in out, out[-3000:]
@@ -297,13 +302,19 @@ def test_errors_are_shown_under_their_resource_without_a_traceback(
     assert re.search(r"calico-oke:index:RolloutAwaited \(calico-calico-node-rollout\)[\s\S]*calico-node: 3 of 3 pods "
                      r"updated and ready", cli.transcript[-1][1]), cli.transcript[-1][1][-3000:]
     cli("destroy", "--yes")
-    # The add-on step on a cluster whose OCI user lacks permission: OKE's 403, explained, under the step.
+    # The add-on step with an add-on name OKE does not know: named, with the add-ons the cluster has; nothing disabled.
     run_fake_flannel(node_k8s, 3, timeout=30)
     oke.kubernetes_endpoint = _server(node_cluster)
-    oke.fail("GET", 403, times=10_000, path_part="/addons/")
     flannel = _cli(tool_paths, tmp_path / "flannel", oke, made)
     _configure(flannel, node_cluster, calicoVersion="3.32.0", networkType="flannel-overlay", nodeOs="oracle-linux-8",
-               clusterId=oke.cluster_id, allowExistingNodes="true", podCidr="10.244.0.0/16")
+               clusterId=oke.cluster_id, allowExistingNodes="true", podCidr="10.244.0.0/16", flannelAddonName="Flanel")
+    output = _failed(flannel("up", "--yes", "--skip-preview", check=False))
+    assert re.search(r"calico-oke:index:OkeAddonDisabled \(calico-flannel-addon\):\s+error: OKE has no add-on named "
+                     r"'Flanel': cluster .* has Flannel, and OKE offers .*flannel_addon_name", output), output[-4000:]
+    assert not [r for r in oke.requests if r.startswith("DELETE")] and flannel_present(node_k8s)
+    # ... and one whose OCI user lacks permission: OKE's 403, explained, under the step.
+    flannel("config", "rm", "flannelAddonName")
+    oke.fail("GET", 403, times=10_000, path_part="/addons/")
     output = _failed(flannel("up", "--yes", "--skip-preview", check=False))
     assert re.search(r"calico-oke:index:OkeAddonDisabled \(calico-flannel-addon\):\s+error: reading OKE add-on Flannel "
                      r"of cluster .* failed: HTTP 403 .*IAM policy", output), output[-4000:]
