@@ -43,9 +43,12 @@ def mirror_path() -> Path:
     local = _local_mirror()
     if local is not None:
         return local
+    import atexit
+    import shutil
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="calico-oke-test-mirror-"))
+    atexit.register(shutil.rmtree, root, True)
     for release in RELEASES.values():
         for file in MANIFEST_FILES:
             ref = ManifestRef(release.version, file, manifest_url(release.version, file), release.sha256(file), True)

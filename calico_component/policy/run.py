@@ -7,8 +7,8 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -311,12 +311,26 @@ def run_check(cluster: Cluster, settings: plan.Settings, nodes: Sequence[str] | 
     return results
 
 
+def _map(pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Iterable[Any]) -> list[_T]:
+    """``pool.map`` whose waiting wakes every half second, so a Ctrl-C the kernel handed to a worker thread is raised
+    in the main thread at once rather than when the workers finish (a blocked lock wait is only interrupted in the
+    thread that received the signal)."""
+    futures = [pool.submit(fn, *call) for call in zip(*args, strict=True)]
+    pending = set(futures)
+    while pending:
+        _done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            return [failed.result()]  # raises the worker's error; the caller stops the rest
+    return [f.result() for f in futures]
+
+
 def _run_nodes(cluster: Cluster, settings: plan.Settings, runner: Runner, pool: ThreadPoolExecutor,
                results: list[NodeResult]) -> None:
     for index, result in enumerate(results):
         for pod in plan.listener_pods(settings, result.node, index).values():
             cluster.create(pod)
-    found = list(pool.map(runner.addresses, [r.node for r in results], range(len(results))))
+    found = _map(pool, runner.addresses, [r.node for r in results], range(len(results)))
     for result, (_ips, why) in zip(results, found, strict=True):
         result.not_run = why
     _run_steps(cluster, settings, runner, pool, results, [ips for ips, _ in found])
@@ -332,8 +346,8 @@ def _run_steps(cluster: Cluster, settings: plan.Settings, runner: Runner, pool: 
                 cluster.create(policies[name])
                 created.add(name)
         active = [i for i, r in enumerate(results) if not r.not_run and r.first_failure() is None]
-        list(pool.map(runner.run_step, [results[i] for i in active], active, [number] * len(active),
-                      [ips[i] for i in active]))
+        _map(pool, runner.run_step, [results[i] for i in active], active, [number] * len(active),
+             [ips[i] for i in active])
         for i in active:
             failure = results[i].first_failure()
             if failure is not None and failure[1].outcome == "not-run":
