@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from calico_component.cluster import flannel, ownership
-from calico_component.cluster.kube import THROTTLE_RETRIES
+from calico_component.cluster.kube import THROTTLE_RETRIES, identity
 from calico_component.errors import CalicoError, ClusterAuthError, ClusterUnreachableError, FlannelRemovalError
 from calico_component.steps.daemonset import DaemonSetAbsentStep
 from calico_component.steps.handler import Operation
@@ -124,6 +124,7 @@ def test_flannel_removal_never_uses_the_current_kube_context(tmp_path: Path, mon
         props = {"namespace": "kube-system", "name": "kube-flannel-ds", "timeoutSeconds": 5.0, "checkNodes": True}
         _, outs = DaemonSetAbsentStep().create({**props, "kubeconfig": kubeconfig_for(named.server)}, Operation())
         assert outs["existed"] is True and ("DELETE", FLANNEL) in [s[:2] for s in named.seen]
+        assert outs["cluster"] == identity(kubeconfig_for(named.server)) != identity(kubeconfig_for(ambient.server))
         assert missing(DAEMONSET_ABSENT, {**props, "kubeconfig": None}) == ["kubeconfig"]
         assert ambient.seen == []
 
@@ -143,3 +144,50 @@ def test_an_unreachable_cluster_is_a_flannel_error_not_a_urllib3_one() -> None:
     assert [f.key for f in failures] == ["kubeconfig"] and "did not answer" in failures[0].reason
     with pytest.raises(FlannelRemovalError, match=r"cannot remove kube-system/kube-flannel-ds: .* did not answer"):
         flannel.delete(dead, "kube-system", "kube-flannel-ds", 5)
+
+
+def test_the_existing_nodes_refusal_is_for_a_first_create_asked_to_check_only() -> None:
+    """A first create asked to check nodes is refused while nodes run flannel; the check stays quiet, without a
+    request to the cluster, on a resource that already exists (any recorded state), when existing nodes are allowed,
+    and when not asked to check."""
+    news = {"namespace": "kube-system", "name": "kube-flannel-ds", "timeoutSeconds": 5.0, "checkNodes": True}
+    step = DaemonSetAbsentStep()
+    with FakeKube(answers={("GET", FLANNEL): (200, FLANNEL_DS),
+                           ("GET", "/api/v1/nodes"): (200, {"items": [{"metadata": {"name": "n1"}}]})}) as api:
+        news["kubeconfig"] = kubeconfig_for(api.server)
+        refused = step.check(None, news, Operation())
+        assert [f.key for f in refused] == ["allowExistingNodes"] and api.seen
+        api.seen.clear()
+        assert step.check({"present": False}, news, Operation()) == []
+        assert step.check(None, {**news, "allowExistingNodes": True}, Operation()) == []
+        assert step.check(None, {**news, "checkNodes": False}, Operation()) == []
+        assert step.check(None, {k: v for k, v in news.items() if k != "checkNodes"}, Operation()) == []
+        assert api.seen == []
+
+
+def test_diff_runs_the_step_again_only_for_another_daemonset_another_cluster_or_one_back() -> None:
+    """The same inputs (or a new token for the same cluster) change nothing; another API server is a move to another
+    cluster (the DaemonSet is deleted there); a refresh that found it back (``present``) deletes it again; another
+    namespace or name replaces the resource. A refresh reads ``present`` from the cluster and keeps the recorded
+    cluster."""
+    step = DaemonSetAbsentStep()
+    with FakeKube(answers={("GET", FLANNEL): (200, FLANNEL_DS), ("DELETE", FLANNEL): (200, FLANNEL_DS)}) as api:
+        news: dict[str, Any] = {"kubeconfig": kubeconfig_for(api.server), "namespace": "kube-system",
+                                "name": "kube-flannel-ds", "timeoutSeconds": 5.0}
+        _, olds = step.create(dict(news), Operation())
+        assert olds["present"] is False and olds["cluster"] == identity(news["kubeconfig"])
+        same = step.diff(olds, dict(news))
+        assert same.changes is False and same.diffs == () and same.replaces == ()
+        rotated = kubeconfig_for(api.server, {"token": "rotated-token-0123456789"})
+        assert step.diff(olds, {**news, "kubeconfig": rotated}).changes is False
+        moved = step.diff(olds, {**news, "kubeconfig": kubeconfig_for(closed_port())})
+        assert moved.changes is True and moved.diffs == ("cluster",) and moved.replaces == ()
+        renamed = step.diff(olds, {**news, "name": "kube-flannel"})
+        assert renamed.changes is True and renamed.replaces == ("name",)
+        assert step.diff(olds, {**news, "namespace": "flannel"}).replaces == ("namespace",)
+        assert step.read("kube-system/kube-flannel-ds", olds, Operation()) == olds  # still absent
+        api.answers[("GET", FLANNEL)] = (200, FLANNEL_DS)  # re-created behind the stack's back
+        back = step.read("kube-system/kube-flannel-ds", olds, Operation())
+        assert back == {**olds, "present": True} and back["cluster"] == olds["cluster"]
+        again = step.diff(back, dict(news))
+        assert again.changes is True and "present" in again.diffs and again.replaces == ()

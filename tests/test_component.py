@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +13,14 @@ import pytest
 import yaml
 
 from calico_component import Calico, CalicoArgs
-from calico_component.errors import ClusterUnreachableError, ConfigurationError, GuardError
-from calico_component.steps.types import BY_TOKEN
+from calico_component.errors import (
+    ClusterAuthError,
+    ClusterUnreachableError,
+    CompatibilityError,
+    ConfigurationError,
+    GuardError,
+)
+from calico_component.steps.types import BY_TOKEN, DAEMONSET_ABSENT, OKE_ADDON_DISABLED
 from tests.conftest import OKE_CLUSTER, OwnershipCall, kubeconfig_text, mirror_path, upstream_objects
 from tests.fake_oke import FakeOke, Pool
 
@@ -82,6 +89,19 @@ def _api_kind(typ: str) -> tuple[str, str]:
     return api.removeprefix("core/"), kind
 
 
+def run_program(rec: Recorder, build: Callable[[], object], preview: bool = True) -> None:
+    """Run ``build`` as a whole Pulumi program under ``rec``. Its error is raised only once every registration it
+    started has reached ``rec``: right after a constructor raises, a registration it made is still in flight, so
+    ``rec.registered`` looks empty whatever was registered."""
+    pulumi.runtime.set_mocks(rec, preview=preview)
+
+    @pulumi.runtime.test
+    def program() -> None:
+        build()
+
+    program()
+
+
 @pulumi.runtime.test
 def test_vcn_native_registers_one_child_per_object(mocks: Recorder, oke: FakeOke) -> Any:
     """v3.28.0 vcn-native: 34 typed children, names from kind/namespace/name, documented calico-node DaemonSet."""
@@ -131,8 +151,12 @@ def test_crds_registered_before_the_workloads(mocks: Recorder) -> Any:
 
 @pulumi.runtime.test
 def test_flannel_overlay_removal_steps_come_first(mocks: Recorder, oke: FakeOke) -> Any:
-    """flannel-overlay: add-on disable, then kube-flannel-ds removal, then 31 Calico objects from calico.yaml."""
-    calico = _calico(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text())
+    """flannel-overlay: add-on disable, then kube-flannel-ds removal, then 31 Calico objects from calico.yaml. The
+    add-on step goes to OKE as the component's lookups did (its OCI endpoint and config file), and, the node pools
+    having been read, it is the step that guards existing nodes: kube-flannel-ds's removal does not ask Kubernetes."""
+    config_file = os.environ["OCI_CONFIG_FILE"]  # the oke fixture's; passed, since unset the step gets None
+    calico = _calico(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text(),
+                     oci_config_file=config_file)
 
     def check(_: Any) -> None:
         order = [n for t, n, _ in mocks.registered if t not in ("pulumi:providers:kubernetes", "calico-oke:index:Calico")]
@@ -141,8 +165,10 @@ def test_flannel_overlay_removal_steps_come_first(mocks: Recorder, oke: FakeOke)
         addon = next(i for t, n, i in mocks.registered if n == "calico-flannel-addon")
         assert addon["clusterId"] == CLUSTER and addon["addonName"] == "Flannel"
         assert addon["existingNodeCount"] == 0
+        assert addon["endpoint"] == oke.endpoint and addon["configFile"] == config_file
         ds = next(i for t, n, i in mocks.registered if n == "calico-flannel-daemonset")
         assert (ds["namespace"], ds["name"]) == ("kube-system", "kube-flannel-ds")
+        assert ds["checkNodes"] is False
         assert mocks.by_type("pulumi:providers:kubernetes")
         assert oke.requests["GET /20180222/nodePools"] == 1
 
@@ -151,7 +177,8 @@ def test_flannel_overlay_removal_steps_come_first(mocks: Recorder, oke: FakeOke)
 
 @pulumi.runtime.test
 def test_flannel_removal_without_addon_step(mocks: Recorder, oke: FakeOke) -> Any:
-    """disable_flannel_addon=False skips the OKE step but still removes kube-flannel-ds, with no OCI lookups."""
+    """disable_flannel_addon=False skips the OKE step but still removes kube-flannel-ds, with no OCI lookups; with no
+    add-on step to guard existing nodes, the kube-flannel-ds step checks them through Kubernetes."""
     calico = _calico(network_type="flannel-overlay", disable_flannel_addon=False,
                                     kubeconfig=kubeconfig_text())
 
@@ -161,6 +188,7 @@ def test_flannel_removal_without_addon_step(mocks: Recorder, oke: FakeOke) -> An
         ds = next(i for _t, n, i in mocks.registered if n == "calico-flannel-daemonset")
         secret = ds["kubeconfig"]  # a secret reaches the mocks as {<sig>: ..., "value": ...}
         assert isinstance(secret, dict) and yaml.safe_load(secret["value"]) == yaml.safe_load(kubeconfig_text())
+        assert ds["checkNodes"] is True
         assert not oke.requests
 
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
@@ -208,7 +236,7 @@ def test_detection_from_cluster(mocks: Recorder, oke: FakeOke) -> Any:
          "calico_node_max_unavailable '0' is not a node count"),
         (lambda m: None, dict(calico_version="3.31.0"), ConfigurationError, "Calico 3.31.0 is not in Oracle"),
         (lambda m: None, dict(calico_version="3.28.0", strict_version_check=True, kubernetes_version="1.33"),
-         Exception, "did not test Calico 3.28.0 on Kubernetes 1.33"),
+         CompatibilityError, "did not test Calico 3.28.0 on Kubernetes 1.33"),
         (lambda m: None, dict(node_os=None, cluster_id=pulumi.Output.from_input(CLUSTER)), ConfigurationError,
          "set both explicitly"),
     ],
@@ -216,14 +244,16 @@ def test_detection_from_cluster(mocks: Recorder, oke: FakeOke) -> Any:
 def test_guards_fail_before_anything_is_registered(setup: Any, kwargs: dict[str, Any], error: type[Exception],
                                                    needle: str, oke: FakeOke) -> None:
     """Each refusal raises a clear error from the constructor, before anything (the component itself included) is
-    registered."""
-    rec = Recorder()
+    registered, where the defaults register the component."""
     oke.cni_type = "FLANNEL_OVERLAY"
     setup(oke)
-    pulumi.runtime.set_mocks(rec, preview=True)
+    installed = Recorder()
+    run_program(installed, _calico)
+    assert ("calico-oke:index:Calico", "calico") in [(t, n) for t, n, _i in installed.registered]
+    rec = Recorder()
     with pytest.raises(error, match=needle):
-        _calico(**kwargs)
-    assert rec.registered == [] or rec.registered == [("pulumi:providers:kubernetes", "users-cluster", rec.registered[0][2])]
+        run_program(rec, lambda: _calico(**kwargs))
+    assert [n for _t, n, _i in rec.registered if n != "users-cluster"] == []  # the test's own provider only
 
 
 def _provider_inputs(rec: Recorder, name: str) -> dict[str, Any]:
@@ -256,17 +286,20 @@ def test_providers_are_set_up_for_in_place_changes(mocks: Recorder) -> Any:
     return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
 
 
-@pulumi.runtime.test
-def test_adopt_existing_turns_on_upsert_for_every_object(mocks: Recorder) -> Any:
-    """adopt_existing=True sets upsertExistingObjects on the provider of the non-CRD objects too."""
-    calico = _calico(kubeconfig=kubeconfig_text(), adopt_existing=True)
+def test_adopt_existing_turns_on_upsert_for_every_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """adopt_existing=True sets upsertExistingObjects on the provider of the non-CRD objects too. The providers are
+    keyed to the kubeconfig's cluster: a rotated token keeps the key (no provider, so no object, is replaced), a
+    kubeconfig of another server changes it."""
+    def provider_of(kubeconfig: str) -> dict[str, Any]:
+        rec, _ = _run_guarded(monkeypatch, "3.28.0", kubeconfig=kubeconfig, adopt_existing=True)
+        return _provider_inputs(rec, "calico-k8s")
 
-    def check(_: Any) -> None:
-        assert _provider_inputs(mocks, "calico-k8s")["upsertExistingObjects"] == "true"
-        # Keyed to the kubeconfig's cluster (server and CA), so a new token never replaces the provider and its objects.
-        assert _provider_inputs(mocks, "calico-k8s")["clusterIdentifier"] == "https://127.0.0.1:6443 (CA sha256 no CA)"
-
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    first = provider_of(kubeconfig_text(token="first-token-0123456789"))
+    assert first["upsertExistingObjects"] == "true"
+    rotated = provider_of(kubeconfig_text(token="rotated-token-0123456789"))
+    assert rotated["clusterIdentifier"] == first["clusterIdentifier"]
+    moved = provider_of(kubeconfig_text(token="first-token-0123456789", server="https://10.0.0.9:6443"))
+    assert moved["clusterIdentifier"] != first["clusterIdentifier"]
 
 
 @pulumi.runtime.test
@@ -285,14 +318,17 @@ def test_kubeconfig_output_is_stored_as_secret_everywhere(mocks: Recorder) -> An
 
 
 def test_malformed_kubeconfig_fails_before_registration() -> None:
-    """A plain-string kubeconfig that is not a kubeconfig fails in the constructor, without quoting it."""
+    """A well-formed kubeconfig installs; a plain-string kubeconfig that is not a kubeconfig fails in the constructor,
+    without quoting it, before anything (the component itself included) is registered."""
+    installed = Recorder()
+    run_program(installed, lambda: _calico(kubeconfig=kubeconfig_text()))
+    assert len(_k8s(installed)) == len(upstream_objects("3.28.0", "calico-policy-only.yaml"))
     rec = Recorder()
-    pulumi.runtime.set_mocks(rec, preview=True)
     token = "tok-ABCDEFGH-0123456789"
     with pytest.raises(ConfigurationError, match="not valid YAML") as info:
-        _calico(kubeconfig=f"users:\n- user: {{token: {token}\n")
+        run_program(rec, lambda: _calico(kubeconfig=f"users:\n- user: {{token: {token}\n"))
     assert token not in str(info.value)
-    assert not [r for r in rec.registered if r[0] != "calico-oke:index:Calico"]
+    assert rec.registered == []
 
 
 @pulumi.runtime.test
@@ -429,12 +465,18 @@ def assert_equal(got: Any, want: Any) -> None:
 
 
 def test_typha_off_in_vcn_native_is_refused_before_registration() -> None:
-    """typha='off' on vcn-native fails in the constructor, before any child exists."""
+    """typha='off' installs on flannel-overlay; on vcn-native it fails in the constructor, before anything (the
+    component itself included) is registered."""
+    installed = Recorder()
+    run_program(installed, lambda: _calico(typha="off", network_type="flannel-overlay", disable_flannel_addon=False,
+                                           kubeconfig=kubeconfig_text()))
+    names = [n for _t, n, _i in _k8s(installed)]
+    assert "calico-daemonset-kube-system-calico-node" in names
+    assert "calico-deployment-kube-system-calico-typha" not in names
     rec = Recorder()
-    pulumi.runtime.set_mocks(rec, preview=True)
     with pytest.raises(ConfigurationError, match="only to flannel-overlay"):
-        _calico(typha="off")
-    assert not _k8s(rec)
+        run_program(rec, lambda: _calico(typha="off"))
+    assert [n for _t, n, _i in rec.registered if n != "users-cluster"] == []  # the test's own provider only
 
 
 @pulumi.runtime.test
@@ -463,10 +505,10 @@ def test_workloads_wait_for_crds_other_objects_do_not(mocks: Recorder) -> Any:
 
 
 def _run_guarded(monkeypatch: pytest.MonkeyPatch, version: str, rec: Recorder | None = None, preview: bool = True,
-                 **kw: Any) -> tuple[Recorder, list[str]]:
+                 warned: list[str] | None = None, **kw: Any) -> tuple[Recorder, list[str]]:
     """Run the component once under mocks (a preview, or an `up`); return what it registered and the warnings it
-    logged."""
-    warnings: list[str] = []
+    logged (also appended to ``warned``, which a run that raises still fills)."""
+    warnings: list[str] = warned if warned is not None else []
     monkeypatch.setattr(pulumi.log, "warn", lambda msg, *_a, **_k: warnings.append(str(msg)))
     rec = rec or Recorder()
     pulumi.runtime.set_mocks(rec, preview=preview)
@@ -561,11 +603,10 @@ def test_no_cluster_named_is_refused_before_anything_is_registered() -> None:
     assert len(_k8s(rec)) == len(upstream_objects("3.28.0", "calico-policy-only.yaml"))
     assert all("::users-cluster::" in rec.providers[n] for _t, n, _i in _k8s(rec))
     refused = Recorder()
-    pulumi.runtime.set_mocks(refused, preview=True)
     with pytest.raises(ConfigurationError, match=r"names no cluster: pass kubeconfig .*, cluster_id .*, or a "
                                                  r"Kubernetes provider in the resource options.*never uses the "
                                                  r"current kube context"):
-        Calico("calico", _args())
+        run_program(refused, lambda: Calico("calico", _args()))
     assert refused.registered == []
 
 
@@ -597,7 +638,8 @@ def test_cluster_id_alone_means_okes_kubeconfig_for_every_step(monkeypatch: pyte
 def test_a_cluster_that_cannot_be_read_fails_closed_at_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reachable cluster installs. One the checks cannot read is a warning at preview (previews from outside a
     private endpoint stay possible) and an error at `up` that names the endpoint and registers no provider and no
-    object; skip_cluster_checks lets that `up` go on, with a warning. With adopt_existing, preview fails too."""
+    object; skip_cluster_checks lets that `up` go on, with a warning. With adopt_existing, preview fails too. A refusal
+    that another attempt cannot change (HTTP 403) fails the preview itself, with its message and no warning."""
     from calico_component.cluster import ownership
 
     rec, _ = _run_guarded(monkeypatch, "3.31.5", preview=False, kubeconfig=kubeconfig_text())
@@ -623,6 +665,17 @@ def test_a_cluster_that_cannot_be_read_fails_closed_at_up(monkeypatch: pytest.Mo
     with pytest.raises(pulumi.RunError, match=r"adopt_existing takes over .*10\.0\.0\.5.*Nothing was changed"):
         _run_guarded(monkeypatch, "3.31.5", kubeconfig=kubeconfig_text(), adopt_existing=True)
 
+    def forbidden(*_: Any) -> None:
+        raise ClusterAuthError("https://10.0.0.5:6443 answered HTTP 403: the kubeconfig's user may not list "
+                               "daemonsets", 403)
+
+    monkeypatch.setattr(ownership, "check_cluster", forbidden)
+    refused, warned = Recorder(), list[str]()
+    with pytest.raises(pulumi.RunError, match=r"HTTP 403: the kubeconfig's user may not list daemonsets"):
+        _run_guarded(monkeypatch, "3.31.5", rec=refused, warned=warned, kubeconfig=kubeconfig_text())
+    assert not [w for w in warned if "could not read the cluster" in w]
+    assert not [t for t, _n, _i in refused.registered if t.startswith(("kubernetes:", "pulumi:providers"))]
+
 
 def test_an_image_registry_ending_with_calico_is_warned_about_with_the_image_it_makes(
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -645,3 +698,78 @@ def test_a_refusal_ends_a_program_with_its_message_alone() -> None:
     with pytest.raises(ConfigurationError, match="network type 'weave' is not supported") as info:
         _calico(network_type="weave")
     assert isinstance(info.value, pulumi.RunError) and type(info.value).__name__ == "ConfigurationError"
+
+
+def test_the_addon_step_waits_for_the_cluster_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flannel-overlay with cluster_id: once the cluster's checks pass, the OKE add-on step is registered; when they
+    refuse (another stack manages Calico there), OKE is never asked to disable Flannel: no add-on step is registered."""
+    from calico_component.cluster import ownership
+
+    kw: dict[str, Any] = dict(network_type="flannel-overlay", cluster_id=CLUSTER, kubeconfig=kubeconfig_text())
+    rec, _ = _run_guarded(monkeypatch, "3.32.0", preview=False, **kw)
+    assert [n for t, n, _i in rec.registered if t == OKE_ADDON_DISABLED.token] == ["calico-flannel-addon"]
+
+    def refuse(*_: Any) -> None:
+        raise ownership.OwnershipError("owned by organization/calico-oke/first")
+
+    monkeypatch.setattr(ownership, "check_cluster", refuse)
+    refused = Recorder()
+    with pytest.raises(pulumi.RunError, match="organization/calico-oke/first"):
+        _run_guarded(monkeypatch, "3.32.0", rec=refused, preview=False, **kw)
+    assert not refused.by_type(OKE_ADDON_DISABLED.token) and not refused.by_type(DAEMONSET_ABSENT.token)
+    assert [t for t, _n, _i in refused.registered] == ["calico-oke:index:Calico"]
+
+
+def _oci_provider(name: str) -> pulumi.ProviderResource:
+    """A provider of another package (OCI's): Pulumi never uses it for a Kubernetes object."""
+    return pulumi.ProviderResource("oci", name, {})
+
+
+def _k8s_provider(name: str) -> pulumi.ProviderResource:
+    import pulumi_kubernetes as k8s
+
+    return k8s.Provider(name, kubeconfig=kubeconfig_text())
+
+
+def _under_parent(provider: pulumi.ProviderResource) -> pulumi.ResourceOptions:
+    parent = pulumi.ComponentResource("test:index:Stack", f"{provider._name}-parent", None,
+                                      pulumi.ResourceOptions(providers={provider.package: provider}))
+    return pulumi.ResourceOptions(parent=parent)
+
+
+PLACEMENTS: dict[str, Callable[[pulumi.ProviderResource], pulumi.ResourceOptions]] = {
+    "provider": lambda p: pulumi.ResourceOptions(provider=p),
+    "providers-dict": lambda p: pulumi.ResourceOptions(providers={p.package: p}),
+    "providers-list": lambda p: pulumi.ResourceOptions(providers=[p]),
+    "parent": _under_parent,
+}
+
+
+@pytest.mark.parametrize("placement", list(PLACEMENTS))
+def test_a_kubernetes_provider_in_the_options_names_the_cluster(placement: str) -> None:
+    """A Kubernetes provider passed as opts.provider, in opts.providers (a dict or a list) or inherited from the parent
+    names the cluster: every Calico object goes through it. A provider of another package placed the same way names
+    none: refused ("names no cluster") before the component is registered, never the current kube context."""
+    place = PLACEMENTS[placement]
+    rec = Recorder()
+    run_program(rec, lambda: Calico("calico", _args(), place(_k8s_provider("users-cluster"))))
+    assert len(_k8s(rec)) == len(upstream_objects("3.28.0", "calico-policy-only.yaml"))
+    assert all("::users-cluster::" in rec.providers[n] for _t, n, _i in _k8s(rec))
+    refused = Recorder()
+    with pytest.raises(ConfigurationError, match="names no cluster"):
+        run_program(refused, lambda: Calico("calico", _args(), place(_oci_provider("users-oci"))))
+    assert not [t for t, _n, _i in refused.registered if t != "pulumi:providers:oci" and not t.startswith("test:")]
+
+
+def test_a_kubernetes_provider_under_another_key_names_no_cluster() -> None:
+    """opts.providers is looked up by package: under "kubernetes" the provider installs Calico; under another key
+    Pulumi would give the Kubernetes objects its default provider (the current kube context), so it is refused."""
+    rec = Recorder()
+    run_program(rec, lambda: Calico("calico", _args(), pulumi.ResourceOptions(
+        providers={"kubernetes": _k8s_provider("users-cluster")})))
+    assert _k8s(rec) and all("::users-cluster::" in rec.providers[n] for _t, n, _i in _k8s(rec))
+    refused = Recorder()
+    with pytest.raises(ConfigurationError, match="names no cluster"):
+        run_program(refused, lambda: Calico("calico", _args(), pulumi.ResourceOptions(
+            providers={"k8s": _k8s_provider("users-cluster")})))
+    assert [t for t, _n, _i in refused.registered] == ["pulumi:providers:kubernetes"]  # the test's own provider

@@ -98,15 +98,17 @@ def test_new_flannel_cluster_example(monkeypatch: pytest.MonkeyPatch, oke: FakeO
     assert all(i["kubeconfig"].get(_special_sig_key) == _special_secret_sig for i in holders)
 
 
-def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_existing_vcn_native_example(monkeypatch: pytest.MonkeyPatch, oke: FakeOke) -> None:
     """The existing-cluster example installs every policy-only Calico object, waits for calico-node's rollout by
-    progress (through the kubeconfig OKE serves for the cluster) and touches no flannel or OCI add-on."""
+    progress (through the kubeconfig OKE serves for the cluster, kept secret) and touches no flannel or OCI add-on."""
     m = run_program(REPO / "examples/existing-vcn-native/__main__.py", "calico-oke-existing-vcn-native",
                     {"clusterId": CLUSTER}, monkeypatch)
     installed = [t for t, _, _ in m.registered if t.startswith("kubernetes:")]
     assert len(installed) == len(upstream_objects(EXAMPLES_VERSION, "calico-policy-only.yaml"))
     assert _calico_node_image(m) == upstream_image(EXAMPLES_VERSION)
     assert [n for t, n, _ in m.registered if t == ROLLOUT_AWAITED.token] == ["calico-calico-node-rollout"]
+    rollout = next(i for t, _n, i in m.registered if t == ROLLOUT_AWAITED.token)
+    assert _is_secret(rollout["kubeconfig"]) and rollout["kubeconfig"]["value"] == oke.kubeconfig()
     assert not [n for _, n, _ in m.registered if "flannel" in n]
     assert not [t for t, _, _ in m.registered if t.startswith("oci:")]
 

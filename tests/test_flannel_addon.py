@@ -148,6 +148,24 @@ def test_refresh_notices_reenabled_addon(oke: FakeOke, tmp_path: Path) -> None:
     assert updated is not None and updated["addon_state"] == "DELETED" and "Flannel" not in oke.addons
 
 
+def test_another_cluster_or_addon_replaces_and_a_new_endpoint_asks_oci_again(oke: FakeOke, tmp_path: Path) -> None:
+    """After a create, the same inputs change nothing; another cluster or another add-on name is a replacement (the
+    old one is left as it is, the new one disabled); another endpoint is an update that asks OCI again."""
+    props = _props(oke, tmp_path)
+    outs = OkeAddonDisabledProvider().create(props).outs
+    assert outs is not None
+    step = OkeAddonDisabledStep()
+    olds, news = _camel(outs), _camel(props)
+    same = step.diff(olds, news)
+    assert same.changes is False and same.diffs == () and same.replaces == ()
+    other = step.diff(olds, {**news, "clusterId": "ocid1.cluster.oc1.iad.aaaaaaaaother"})
+    assert other.changes is True and "clusterId" in other.replaces
+    renamed = step.diff(olds, {**news, "addonName": "Flannel2"})
+    assert renamed.changes is True and "addonName" in renamed.replaces
+    moved = step.diff(olds, {**news, "endpoint": "http://127.0.0.1:1"})
+    assert moved.changes is True and moved.diffs == ("endpoint",) and moved.replaces == ()
+
+
 def test_delete_leaves_flannel_alone(oke: FakeOke, tmp_path: Path) -> None:
     """Destroy does not re-enable or touch the add-on: no request is made."""
     before = sum(oke.requests.values())

@@ -12,8 +12,9 @@ import pulumi
 import pytest
 
 from calico_component import Calico, CalicoArgs
+from calico_component.cluster.kube import identity
 from calico_component.component import calico as component
-from calico_component.errors import ConfigurationError, PolicyNotEnforcedError
+from calico_component.errors import ConfigurationError, OperationStoppedError, PolicyNotEnforcedError
 from calico_component.manifest.fetch import FetchOptions
 from calico_component.manifest.render import render
 from calico_component.policy import run as verify_run
@@ -213,3 +214,29 @@ def test_the_provider_reports_each_node_and_fails_up_where_policy_is_ignored(mon
     assert message.startswith("verify: policy NOT enforced on n1, n2")
     assert "n1: FAILED at step 'default-deny'" in message and "n2: FAILED at step 'default-deny'" in message
     assert "1. the interface prefix" in message and "chain insert mode Append" in message
+
+
+def test_create_records_the_cluster_and_hands_the_run_its_stop_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check runs with the operation's stop signal, so a Ctrl-C during `up` stops it (and deletes its namespace),
+    reported as a stop rather than a failed check; a passing create records the cluster its kubeconfig names, so
+    moving the stack to another cluster runs the check there."""
+    stops: list[Any] = []
+    check = _fake_check("enforce", [])
+
+    def check_policy(kubeconfig: str, settings: Any, nodes: Any = None, stop: Any = None) -> list[verify_run.NodeResult]:
+        stops.append(stop)
+        if stop is not None and stop.is_set():
+            raise verify_run.RunStoppedError()
+        return check(kubeconfig, settings, nodes, stop)
+
+    monkeypatch.setattr(verify_run, "check_policy", check_policy)
+    config = kubeconfig_text(server="https://10.0.0.8:6443")
+    props = {"kubeconfig": config, "trigger": "t", "nodes": 2, "imageRegistry": None, "podTimeoutSeconds": 120.0}
+    op = Operation()
+    _, outs = PolicyCheckStep().create(dict(props), op)
+    assert len(stops) == 1 and stops[0] is op.stop
+    assert outs["cluster"] == identity(config) and outs["cluster"] != identity(kubeconfig_text())
+    op.stop.set()
+    with pytest.raises(OperationStoppedError, match="interrupted"):
+        PolicyCheckStep().create(dict(props), op)
+    assert len(stops) == 2 and stops[1] is op.stop

@@ -14,11 +14,13 @@ import pytest
 from calico_component import Calico, CalicoArgs, RolloutStalledError
 from calico_component.cluster import rollout as ro
 from calico_component.cluster import rollout_wait
+from calico_component.cluster.kube import identity
 from calico_component.component.objects import SKIP_AWAIT_ANNOTATION
 from calico_component.errors import ClusterAccessError, ClusterAuthError, ClusterUnreachableError
 from calico_component.steps.handler import Operation
 from calico_component.steps.rollout import RolloutAwaitedStep
 from tests.conftest import kubeconfig_text, mirror_path
+from tests.fake_kube import FakeKube, closed_port, kubeconfig_for
 from tests.test_component import Recorder, users_provider
 
 pytestmark = pytest.mark.usefixtures("ownership_checks")
@@ -366,3 +368,51 @@ def test_a_failing_answer_during_a_wait_is_a_poll_without_progress_a_refusal_fai
     with pytest.raises(ClusterAuthError, match="HTTP 401"):
         _wait(cluster, deadline=20)
     assert cluster.now < 20
+
+
+CALICO_NODE = "/apis/apps/v1/namespaces/kube-system/daemonsets/calico-node"
+
+
+def test_refresh_reads_whether_every_pod_runs_the_current_template_from_the_cluster() -> None:
+    """What `pulumi refresh` records, read over HTTP from the DaemonSet's status: every pod updated is rolled out,
+    even with one pod not ready (a NotReady node is no unfinished rollout); a pod left on the old template, or a
+    template the controller has not seen yet, is not; a cluster that does not answer gives no verdict (None), so the
+    recorded state is kept."""
+    with FakeKube() as kube:
+        config = kubeconfig_for(kube.server)
+
+        def refreshed(ds: dict[str, Any]) -> bool | None:
+            kube.answers[("GET", CALICO_NODE)] = (200, ds)
+            return rollout_wait.rolled_out(config, "kube-system", "calico-node")
+
+        assert refreshed(_ds(3, 3, 3)) is True
+        assert refreshed(_ds(3, 2, 3)) is False
+        assert refreshed(_ds(3, 3, 2)) is True  # every pod on the current template, one of them NotReady
+        assert refreshed(_ds(3, 3, 3, generation=3, observed=2)) is False
+        assert [(method, path) for method, path, _ in kube.seen] == [("GET", CALICO_NODE)] * 4
+    assert rollout_wait.rolled_out(kubeconfig_for(closed_port()), "kube-system", "calico-node") is None
+
+
+def test_create_waits_on_its_kubeconfig_and_records_the_cluster_and_pod_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create waits for the rollout of the resource's DaemonSet on the cluster of its kubeconfig, with the operation's
+    pause (a Ctrl-C stops it) and its report; the outputs say it rolled out, how many pods (a whole number, as the
+    schema's integer) and which cluster, read from the kubeconfig, so another cluster later means another wait."""
+    calls: list[tuple[Any, ...]] = []
+    done = ro.Rollout("calico-node", 4, 4, True, (), NEW)
+
+    def run(kubeconfig: str, namespace: str, name: str, deadline: float, *, pause: Any, report: Any) -> ro.Rollout:
+        calls.append((kubeconfig, namespace, name, deadline, pause, report))
+        return done
+
+    monkeypatch.setattr(rollout_wait, "run", run)
+    shown: list[str] = []
+    op = Operation(report=shown.append)
+    config = kubeconfig_text(server="https://10.0.0.7:6443")
+    news = {"kubeconfig": config, "namespace": "kube-system", "name": "calico-node", "trigger": "t1",
+            "deadlineSeconds": 90.0}
+    resource_id, outs = RolloutAwaitedStep().create(dict(news), op)
+    assert calls == [(config, "kube-system", "calico-node", 90.0, op.pause, op.report)]
+    assert resource_id == "kube-system/calico-node"
+    assert outs["rolledOut"] is True and outs["pods"] == done.desired and type(outs["pods"]) is int
+    assert outs["cluster"] == identity(config) and outs["cluster"] != identity(kubeconfig_text())
+    assert {k: outs[k] for k in news} == news and shown == [done.counts()]

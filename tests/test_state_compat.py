@@ -48,6 +48,10 @@ def test_recorded_state_is_read_in_this_releases_shape() -> None:
     olds = legacy.translate(ROLLOUT_AWAITED, state)
     assert olds == {"kubeconfig": kubeconfig_text(), "namespace": "kube-system", "name": "calico-node",
                     "trigger": "t1", "deadlineSeconds": 600.0, "pods": 3}
+    # `==` takes 3.0 for 3: the types are what the step's fields say (pods an integer, the deadline a number).
+    assert ROLLOUT_AWAITED.field("pods").kind == "integer" and type(olds["pods"]) is int
+    assert ROLLOUT_AWAITED.field("deadlineSeconds").kind == "number" and type(olds["deadlineSeconds"]) is float
+    assert all(type(olds[k]) is str for k in ("kubeconfig", "namespace", "name", "trigger"))
     news = {k: v for k, v in olds.items() if k != "pods"}
     assert RolloutAwaitedStep().diff(olds, news).changes is False
     assert RolloutAwaitedStep().diff(olds, {**news, "trigger": "t2"}).diffs == ("trigger",)
@@ -56,3 +60,24 @@ def test_recorded_state_is_read_in_this_releases_shape() -> None:
     olds = legacy.translate(DaemonSetAbsentStep.type, flannel)
     assert "context" not in olds and DaemonSetAbsentStep().diff(olds, {
         "kubeconfig": kubeconfig_text(), "namespace": "kube-system", "name": "kube-flannel-ds"}).changes is False
+
+
+def test_a_recorded_value_of_the_wrong_type_is_left_out_not_passed_on() -> None:
+    """A 0.1.0 state whose value does not have its field's type (a hand-edited or corrupted state) does not reach the
+    step as if valid: the value is left out, so the step sees it missing; a well-typed neighbour is kept. Without the
+    recorded deadline, the same inputs are a change: the rollout is awaited again instead of trusted."""
+    state = {"kubeconfig": kubeconfig_text(), "namespace": "kube-system", "name": "calico-node", "trigger": "t1",
+             "deadline_seconds": 600.0, "pods": 3.0, "__provider": _recorded(*RECORDED[2])}
+    good = legacy.translate(ROLLOUT_AWAITED, state)
+    assert good["pods"] == 3 and good["deadlineSeconds"] == 600.0
+    bad = legacy.translate(ROLLOUT_AWAITED, {**state, "pods": "three", "deadline_seconds": "600"})
+    assert "pods" not in bad and "deadlineSeconds" not in bad
+    assert bad == {k: v for k, v in good.items() if k not in ("pods", "deadlineSeconds")}
+    news = {k: v for k, v in good.items() if k != "pods"}
+    assert RolloutAwaitedStep().diff(good, news).changes is False
+    assert RolloutAwaitedStep().diff(bad, news).diffs == ("deadlineSeconds",)
+    # a deadline recorded as a whole number is still a number (a float, as the step reads it); a fraction where a
+    # whole number of pods belongs is wrong, and a bool is not a number
+    assert type(legacy.translate(ROLLOUT_AWAITED, {**state, "deadline_seconds": 600})["deadlineSeconds"]) is float
+    assert "pods" not in legacy.translate(ROLLOUT_AWAITED, {**state, "pods": 2.5})
+    assert "pods" not in legacy.translate(ROLLOUT_AWAITED, {**state, "pods": True})

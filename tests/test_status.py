@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from calico_component import cli
+from calico_component.cluster.kube import Kube
 from calico_component.cluster.status import Reads, report
 from tests.fake_kube import FakeKube, closed_port, kubeconfig_for
 
@@ -120,6 +121,31 @@ def test_a_stuck_rollout_is_reported_beside_the_nodes_it_holds_up() -> None:
                              "calico-node's rollout is not complete (3 desired, 2 updated, 2 ready, 2 available)")
 
 
+def test_a_terminating_pod_does_not_make_its_node_ready() -> None:
+    """A calico-node pod being deleted (``deletionTimestamp`` set) is on its way out even while still ready: its node
+    is named as without a ready calico-node, and Calico is not healthy; the same pod not being deleted is healthy."""
+    assert report(reads()).healthy
+    going = pod("worker-2")
+    going["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+    found = report(reads(pods=[pod("worker-0"), pod("worker-1"), going]))
+    assert not found.healthy and found.problem is not None
+    assert "worker-2" in found.problem and "worker-0" not in found.problem and "worker-1" not in found.problem
+    assert "worker-2" in line(found.lines, "Ready:")
+
+
+def test_more_nodes_than_listed_are_all_counted_and_the_rest_summed_up() -> None:
+    """Ten nodes without a ready calico-node are all named; with twelve, the count still covers all twelve, the
+    message names ten of them and says how many more there are."""
+    names = [f"node-{i:02}" for i in range(12)]
+    ten = report(reads(pods=[pod(n) for n in names[10:]], nodes=names))
+    assert ten.problem is not None and "not ready on 10 of 12 nodes" in ten.problem and " more" not in ten.problem
+    assert all(f"{n} (" in ten.problem for n in names[:10])
+    twelve = report(reads(pods=[], nodes=names))
+    assert twelve.problem is not None and "not ready on 12 of 12 nodes" in twelve.problem
+    assert [f"{n} (" in twelve.problem for n in names] == [True] * 10 + [False] * 2
+    assert twelve.problem.endswith(" and 2 more") and "ready on 0 of 12 nodes" in line(twelve.lines, "Ready:")
+
+
 def test_pods_of_another_daemonset_do_not_count() -> None:
     """A ready pod left by an earlier calico-node (another owner UID) does not make its node ready."""
     found = report(reads(pods=[pod("worker-0"), pod("worker-1"), pod("worker-2", owner="an-older-daemonset")]))
@@ -215,6 +241,29 @@ def test_status_command_healthy_exits_0_with_only_reads(tmp_path: Path, capsys: 
     assert f"managed by stack {STACK}" in out and "ready on 3 of 3 nodes" in out and out.endswith(
         "status: healthy (calico-node ready on every node, its rollout complete)\n")
     assert {method for method, _, _ in kube.seen} == {"GET"} and len(kube.seen) == 4
+
+
+def test_status_command_lists_only_calico_nodes_pods_and_every_node(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pods are listed by calico-node's own selector (``k8s-app=calico-node``, URL-encoded), not every pod of
+    kube-system; and every node the API server lists is counted, twelve here."""
+    paths: list[str] = []
+    get = Kube.get
+
+    def spy(self: Kube, path: str) -> tuple[int, bytes]:
+        paths.append(path)
+        return get(self, path)
+
+    monkeypatch.setattr(Kube, "get", spy)
+    names = [f"worker-{i:02}" for i in range(12)]
+    with _fake(daemonset(desiredNumberScheduled=12, updatedNumberScheduled=12, numberReady=12, numberAvailable=12),
+               [pod(n) for n in names]) as kube:
+        kube.answers[("GET", "/api/v1/nodes")] = (200, {"kind": "NodeList", "items": [node(n) for n in names]})
+        code, out, err = _status(kube.server, tmp_path, capsys)
+    assert (code, err) == (0, ""), err
+    assert "ready on 12 of 12 nodes" in out
+    listed = [p for p in paths if p.startswith("/api/v1/namespaces/kube-system/pods")]
+    assert listed == ["/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dcalico-node"], paths
 
 
 def test_status_command_unhealthy_exits_1_with_the_reason_last(tmp_path: Path,

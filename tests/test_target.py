@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
 
@@ -19,19 +18,21 @@ from calico_component.component.target import TwoClustersError, disagreement
 from calico_component.errors import FlannelRemovalError
 from tests.conftest import OKE_CLUSTER, kubeconfig_text, mirror_path
 from tests.fake_oke import FakeOke, Pool, write_oci_config
-from tests.test_component import Recorder
+from tests.test_component import Recorder, run_program
 
 OTHER = "ocid1.cluster.oc1.iad.bbbbbbbbother"
 
 
-def _oke_kubeconfig(cluster_id: str, server: str = "https://10.0.0.5:6443", token_args: tuple[str, ...] = ()) -> str:
+def _oke_kubeconfig(cluster_id: str, server: str = "https://10.0.0.5:6443", token_args: tuple[str, ...] = (),
+                    joined: bool = False) -> str:
+    """An OKE kubeconfig whose token command names ``cluster_id`` (``--cluster-id=<id>`` when ``joined``)."""
+    named = [f"--cluster-id={cluster_id}"] if joined else ["--cluster-id", cluster_id]
     doc = {"apiVersion": "v1", "kind": "Config", "current-context": "ctx",
            "clusters": [{"name": "c", "cluster": {"server": server, "certificate-authority-data": "Y2E="}}],
            "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
            "users": [{"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
                                                      "command": "oci", "args": ["ce", "cluster", "generate-token",
-                                                                                "--cluster-id", cluster_id,
-                                                                                *token_args]}}}]}
+                                                                                *named, *token_args]}}}]}
     return yaml.safe_dump(doc)
 
 
@@ -40,6 +41,7 @@ def test_a_kubeconfig_names_its_cluster_whatever_its_token() -> None:
     the identity; another server, another CA or another OKE cluster changes it."""
     assert identity(_oke_kubeconfig(OKE_CLUSTER)) == OKE_CLUSTER
     assert identity(_oke_kubeconfig(OTHER)) == OTHER
+    assert identity(_oke_kubeconfig(OTHER, joined=True)) == OTHER  # --cluster-id=<id>, as some tools write it
     base = identity(kubeconfig_text(token="first-token-0123456789"))
     assert base.startswith("https://127.0.0.1:6443 ")
     assert identity(kubeconfig_text(token="rotated-token-0123456789")) == base
@@ -49,32 +51,73 @@ def test_a_kubeconfig_names_its_cluster_whatever_its_token() -> None:
 
 
 def test_cluster_id_and_kubeconfig_must_name_one_cluster() -> None:
-    """The token command's --cluster-id decides for an OKE kubeconfig; without one, the server must be one of OKE's
-    endpoints for cluster_id; when neither can be told, nothing is refused."""
+    """The token command's --cluster-id (or --cluster-id=) decides for an OKE kubeconfig; without one, the server must
+    be one of OKE's endpoints for cluster_id (a URL without a port is at 443); when neither can be told, nothing is
+    refused."""
     assert disagreement(OKE_CLUSTER, _oke_kubeconfig(OKE_CLUSTER), ()) is None
     problem = disagreement(OKE_CLUSTER, _oke_kubeconfig(OTHER), ())
     assert problem is not None and OKE_CLUSTER in problem and OTHER in problem and "Nothing was changed" in problem
+    assert disagreement(OKE_CLUSTER, _oke_kubeconfig(OKE_CLUSTER, joined=True), ("10.9.9.9:6443",)) is None
+    problem = disagreement(OKE_CLUSTER, _oke_kubeconfig(OTHER, joined=True), ("10.0.0.5:6443",))
+    assert problem is not None and f"names cluster {OTHER}" in problem
     assert disagreement(OKE_CLUSTER, kubeconfig_text(server="https://10.0.0.5:6443"), ("10.0.0.5:6443",)) is None
+    assert disagreement(OKE_CLUSTER, kubeconfig_text(server="https://10.0.0.5"), ("10.0.0.5:443",)) is None
+    problem = disagreement(OKE_CLUSTER, kubeconfig_text(server="https://10.0.0.5"), ("10.0.0.5:6443",))
+    assert problem is not None and "10.0.0.5:443 is none of OKE's endpoints" in problem
     problem = disagreement(OKE_CLUSTER, kubeconfig_text(server="https://10.9.9.9:6443"), ("10.0.0.5:6443",
                                                                                          "132.145.1.1:6443"))
     assert problem is not None and "10.9.9.9:6443 is none of OKE's endpoints" in problem
     assert disagreement(OKE_CLUSTER, kubeconfig_text(server="https://10.9.9.9:6443"), ()) is None
 
 
+_ARGS: dict[str, Any] = dict(calico_version="3.32.0", network_type="vcn-native", node_os="oracle-linux-8",
+                             cluster_id=OKE_CLUSTER)
+
+
+def _installs(kubeconfig: str) -> Recorder:
+    """What a preview of Calico for OKE_CLUSTER with ``kubeconfig`` registers (asserting it installed Calico)."""
+    rec = Recorder()
+    run_program(rec, lambda: Calico("calico", CalicoArgs(**_ARGS, manifest_mirror=str(mirror_path()),
+                                                         kubeconfig=kubeconfig)))
+    assert ("calico-oke:index:Calico", "calico") in [(t, n) for t, n, _i in rec.registered]
+    assert "calico-daemonset-kube-system-calico-node" in [n for _t, n, _i in rec.registered]
+    return rec
+
+
+def _refused(kubeconfig: str, match: str) -> None:
+    """A preview of Calico for OKE_CLUSTER with ``kubeconfig`` is refused (TwoClustersError matching ``match``)
+    before anything, the component included, is registered."""
+    rec = Recorder()
+    with pytest.raises(TwoClustersError, match=match):
+        run_program(rec, lambda: Calico("calico", CalicoArgs(**_ARGS, manifest_mirror=str(mirror_path()),
+                                                             kubeconfig=kubeconfig)))
+    assert rec.registered == []
+
+
+@pytest.mark.usefixtures("ownership_checks")
 def test_two_clusters_are_refused_before_anything_is_registered(oke: FakeOke) -> None:
     """cluster_id for one cluster with the kubeconfig of another: the constructor refuses naming both, nothing (not
     even the component) registered; the kubeconfig of that same cluster installs."""
-    rec = Recorder()
-    pulumi.runtime.set_mocks(rec, preview=True)
-    args: dict[str, Any] = dict(calico_version="3.32.0", network_type="vcn-native", node_os="oracle-linux-8",
-                                manifest_mirror=str(mirror_path()), cluster_id=OKE_CLUSTER)
-    Calico("same", CalicoArgs(**args, kubeconfig=_oke_kubeconfig(OKE_CLUSTER)))
-    refused = Recorder()
-    pulumi.runtime.set_mocks(refused, preview=True)
-    with pytest.raises(TwoClustersError, match=rf"cluster_id {OKE_CLUSTER} and kubeconfig name two different "
-                                               rf"clusters: .* names cluster {OTHER}"):
-        Calico("other", CalicoArgs(**args, kubeconfig=_oke_kubeconfig(OTHER)))
-    assert refused.registered == []
+    _installs(_oke_kubeconfig(OKE_CLUSTER))
+    _refused(_oke_kubeconfig(OTHER), rf"cluster_id {OKE_CLUSTER} and kubeconfig name two different clusters: .* "
+                                     rf"names cluster {OTHER}")
+
+
+@pytest.mark.usefixtures("ownership_checks")
+def test_a_kubeconfig_without_token_command_must_be_at_one_of_okes_endpoints(
+        oke: FakeOke, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With cluster_id and a plain kubeconfig string naming no cluster, the constructor asks OKE for the cluster's
+    endpoints: a kubeconfig at its public or its private endpoint installs; one at another server is refused, naming
+    that server and OKE's endpoints, before anything is registered."""
+    oke.kubernetes_endpoint = "10.0.0.5:6443"
+    described = oke._cluster
+    monkeypatch.setattr(oke, "_cluster", lambda: {**described(), "endpoints": {
+        "kubernetes": "10.0.0.5:6443", "publicEndpoint": "10.0.0.5:6443", "privateEndpoint": "10.0.10.7:6443"}})
+    _installs(kubeconfig_text(server="https://10.0.0.5:6443"))
+    _installs(kubeconfig_text(server="https://10.0.10.7:6443"))
+    _refused(kubeconfig_text(server="https://10.9.9.9:6443"), r"the kubeconfig's server 10\.9\.9\.9:6443 is none of "
+             r"OKE's endpoints for it \(10\.0\.0\.5:6443, 10\.0\.10\.7:6443\)")
+    assert oke.requests[f"GET /20180222/clusters/{OKE_CLUSTER}"] == 3
 
 
 def _ds(namespace: str, name: str) -> dict[str, Any]:
@@ -134,14 +177,21 @@ def test_node_counts_are_right_for_every_pool_shape(tmp_path: Path) -> None:
 
 
 def test_an_addon_name_oke_does_not_know_is_an_error_naming_the_addons(tmp_path: Path) -> None:
-    """A Flannel add-on already removed is success (ABSENT); a name OKE offers for no cluster (a typo) fails, naming
-    the add-ons the cluster has and those OKE offers, and disables nothing."""
-    with FakeOke(addons={"CoreDNS": "ACTIVE"}) as server:
+    """An ACTIVE Flannel add-on is disabled by its name, and once removed, disabling it again is success (ABSENT); a
+    name OKE offers for no cluster (a typo) fails, naming the add-ons the cluster has and those OKE offers, and
+    disables nothing: the cluster's ACTIVE Flannel add-on stays."""
+    flannel = f"DELETE /20180222/clusters/{OKE_CLUSTER}/addons/Flannel"
+    with FakeOke(addons={"CoreDNS": "ACTIVE", "Flannel": "ACTIVE"}) as server:
         props = {"cluster_id": server.cluster_id, "addon_name": "Flannel", "endpoint": server.endpoint,
                  "config_file": str(write_oci_config(tmp_path)), "timeout_seconds": 5, "poll_seconds": 0.05,
                  "retry_base_seconds": 0.05}
+        assert disable_addon(props)["addon_state"] == "DELETED"
+        assert server.requests[flannel] == 1 and "Flannel" not in server.addons
         assert disable_addon(props)["addon_state"] == "ABSENT"
-        with pytest.raises(FlannelRemovalError, match=r"OKE has no add-on named 'Flanel': cluster .* has CoreDNS, and "
-                                                      r"OKE offers CertManager, CoreDNS, Flannel, .*flannel_addon_name"):
+        server.addons["Flannel"] = "ACTIVE"  # enabled again
+        with pytest.raises(FlannelRemovalError, match=r"OKE has no add-on named 'Flanel': cluster .* has CoreDNS, "
+                                                      r"Flannel, and OKE offers CertManager, CoreDNS, Flannel, "
+                                                      r".*flannel_addon_name"):
             disable_addon({**props, "addon_name": "Flanel"})
-        assert not [r for r in server.requests if r.startswith("DELETE")]
+        assert [r for r in server.requests if r.startswith("DELETE")] == [flannel] and server.requests[flannel] == 1
+        assert server.addons["Flannel"] == "ACTIVE"

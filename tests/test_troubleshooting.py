@@ -44,17 +44,29 @@ def _text(node: ast.JoinedStr) -> str:
     return "".join(str(v.value) if isinstance(v, ast.Constant) else "\0" for v in node.values)
 
 
+def strings_of(source: str, filename: str = "<source>") -> list[str]:
+    """Every string literal and f-string (implicit concatenation joined, fields as NUL) of ``source`` that the code
+    can print: docstrings and other bare string statements say nothing to a user, so they are left out."""
+    tree = ast.parse(source, filename)
+    bare = {id(node) for stmt in ast.walk(tree)
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant | ast.JoinedStr)
+            for node in ast.walk(stmt.value)}
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if id(node) in bare:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append(node.value)
+        elif isinstance(node, ast.JoinedStr):
+            found.append(_text(node))
+    return found
+
+
 @functools.cache
 def code_strings() -> tuple[str, ...]:
-    """Every string literal and f-string (implicit concatenation joined, fields as NUL) of calico_component."""
-    found: list[str] = []
-    for path in sorted((REPO / "calico_component").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                found.append(node.value)
-            elif isinstance(node, ast.JoinedStr):
-                found.append(_text(node))
-    return tuple(found)
+    """The strings of calico_component's code that it can print (``strings_of`` each module)."""
+    return tuple(s for path in sorted((REPO / "calico_component").rglob("*.py"))
+                 for s in strings_of(path.read_text(), str(path)))
 
 
 def pattern(quote: str) -> re.Pattern[str]:
@@ -122,3 +134,13 @@ def test_the_checks_can_fail() -> None:
     assert in_code("cluster ... already has ... worker node(s)")
     assert not in_code("cluster 3 already has ... worker node(s)")
     assert "NoSuchError" not in error_classes()
+    # a docstring or a bare string statement is not a message; the same words raised are
+    sample = 'def f():\n    """Docstring words."""\n    "Bare words."\n    f"Bare {1} f-string."\n' \
+             '    raise ValueError("Raised words " f"and {2} more")\n'
+    found = strings_of(sample)
+    assert "Raised words and \0 more" in found and not [s for s in found if "Bare" in s or "Docstring" in s]
+    from calico_component.cluster import status
+
+    doc = " ".join(str(status.report.__doc__).split())
+    assert str(status.report.__doc__) in (REPO / "calico_component" / "cluster" / "status.py").read_text()
+    assert len(doc) >= DISTINCTIVE and not in_code(doc)

@@ -107,6 +107,18 @@ class _Cluster:
     pools: NodePoolFacts | None
 
 
+def _compatibility(args: CalicoArgs, cluster: _Cluster) -> list[str]:
+    """Oracle's table against the cluster's Kubernetes version: the warnings for an untested combination (raises
+    CompatibilityError instead with ``strict_version_check``, before anything is registered)."""
+    k8s_version = args.kubernetes_version or (cluster.facts.kubernetes_version if cluster.facts else None)
+    if not k8s_version:
+        return []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UntestedCombinationWarning)
+        check_compatibility(args.calico_version, k8s_version, strict=args.strict_version_check)
+    return [str(w.message) for w in caught]
+
+
 class Calico(pulumi.ComponentResource):
     """Calico on an OKE (or any) Kubernetes cluster, every manifest object a child resource."""
 
@@ -146,7 +158,10 @@ class Calico(pulumi.ComponentResource):
         cluster = _resolve_cluster(args, settings)
         rendered, typha, pod_cidr = _render(args, cluster)
         target = resolve(name, args, settings, cluster.facts.endpoints if cluster.facts else None)
+        untested = _compatibility(args, cluster)
         super().__init__(TYPE_TOKEN, name, None, opts)
+        for text in untested:
+            pulumi.log.warn(text, resource=self)
         self._explain(args, cluster, typha, pod_cidr, target, f"quay.io/calico/node:v{rendered.calico_version}")
 
         kubeconfig = self._guarded(target.kubeconfig, rendered, args) if target.kubeconfig is not None else None
@@ -164,15 +179,8 @@ class Calico(pulumi.ComponentResource):
 
     def _explain(self, args: CalicoArgs, cluster: _Cluster, typha: TyphaChoice, pod_cidr: PodCidrChoice,
                  target: Target, upstream_node_image: str) -> None:
-        """What preview should show of the decisions made before registering: untested releases, Typha, the pod CIDR,
-        an image registry that doubles ``calico/``, and what only the providers of the options cannot do."""
-        k8s_version = args.kubernetes_version or (cluster.facts.kubernetes_version if cluster.facts else None)
-        if k8s_version:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", UntestedCombinationWarning)
-                check_compatibility(args.calico_version, k8s_version, strict=args.strict_version_check)
-            for w in caught:
-                pulumi.log.warn(str(w.message), resource=self)
+        """What preview should show of the decisions made before registering: Typha, the pod CIDR, an image registry
+        that doubles ``calico/``, and what only the providers of the options cannot do."""
         if cluster.network_type == "flannel-overlay":
             pulumi.log.info(f"Typha {'on' if typha.enabled else 'off'}: {typha.reason}", resource=self)
             if pod_cidr.source == "cluster":

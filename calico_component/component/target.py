@@ -55,17 +55,22 @@ def oci_settings(args: CalicoArgs) -> OciSettings:
 
 def kubernetes_provider_given(opts: pulumi.ResourceOptions | None) -> bool:
     """Whether the resource options (or the parent they name) pass a Kubernetes provider: the user's explicit choice
-    of cluster, which the component then uses for its objects."""
+    of cluster, which the component then uses for its objects. Looked up as Pulumi gives one to the component's
+    Kubernetes children: the ``kubernetes`` entry of the parent's providers, of ``opts.providers`` (a list is keyed by
+    package), or ``opts.provider`` by its package. A Kubernetes provider under another key is not used for them (they
+    would get the default provider, the current kube context), so it names no cluster; nor does any other package's."""
     if opts is None:
         return False
-    found: list[object] = [opts.provider] if opts.provider is not None else []
+    chosen: dict[object, object] = dict(getattr(opts.parent, "_providers", None) or {})
+    given: dict[object, object] = {}
     if isinstance(opts.providers, Mapping):
-        found += list(opts.providers.values())
+        given.update(opts.providers)
     elif opts.providers:
-        found += list(opts.providers)
-    if opts.parent is not None:
-        found += list(getattr(opts.parent, "_providers", {}).values())
-    return any(getattr(p, "package", None) == "kubernetes" for p in found)
+        given.update((getattr(p, "package", None), p) for p in opts.providers)
+    if opts.provider is not None:
+        given.setdefault(getattr(opts.provider, "package", None), opts.provider)
+    chosen.update(given)
+    return getattr(chosen.get("kubernetes"), "package", None) == "kubernetes"
 
 
 def refuse_no_cluster(name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None) -> None:

@@ -42,6 +42,12 @@ def _objects(cli: PulumiCli) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return objects, resources
 
 
+def _step_outputs(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The recorded outputs of the flannel and rollout steps, by resource name, whichever release wrote them."""
+    return {r["urn"].rsplit("::", 1)[1]: r.get("outputs", {}) for r in resources
+            if r["urn"].rsplit("::", 1)[1] in ("calico-flannel-daemonset", "calico-calico-node-rollout")}
+
+
 def test_a_stack_of_0_1_0_moves_to_this_release_without_touching_the_cluster(
         tool_paths: dict[str, Path], node_cluster: ControlPlane, node_k8s: Any, tmp_path: Path) -> None:
     """0.1.0 installs Calico 3.32.0 on a flannel-overlay cluster (kube-flannel-ds removed, calico-node awaited: two
@@ -68,6 +74,8 @@ def test_a_stack_of_0_1_0_moves_to_this_release_without_touching_the_cluster(
     legacy = sorted(r["urn"].rsplit("::", 1)[1] for r in resources if r["type"] == LEGACY_DYNAMIC_TYPE)
     assert legacy == ["calico-calico-node-rollout", "calico-flannel-daemonset"], "0.1.0 did not write what it did"
     uids = live_uids(node_k8s, objects)
+    recorded = _step_outputs(resources)
+    assert recorded["calico-flannel-daemonset"]["existed"] is True and recorded["calico-calico-node-rollout"]["pods"] == 3
 
     _use(project, repo_root(), Path(sys.prefix))
     preview = cli("preview", "--diff").stdout
@@ -82,5 +90,9 @@ def test_a_stack_of_0_1_0_moves_to_this_release_without_touching_the_cluster(
     assert not [r for r in resources if r["type"] == LEGACY_DYNAMIC_TYPE or "__provider" in r.get("outputs", {})]
     assert sorted(r["type"] for r in resources if r["type"] in BY_TOKEN) == [
         "calico-oke:index:DaemonSetAbsent", "calico-oke:index:RolloutAwaited"]
+    moved = _step_outputs(resources)
+    # moved, not run again: a second deletion would record existed=False (flannel is gone by now)
+    assert moved["calico-flannel-daemonset"]["existed"] is True, moved
+    assert moved["calico-calico-node-rollout"]["pods"] == recorded["calico-calico-node-rollout"]["pods"], moved
     cli("preview", "--expect-no-changes")
     cli("destroy", "--yes")
