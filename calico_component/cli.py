@@ -176,9 +176,14 @@ _REGISTRY_HELP = ("registry host and path to put before calico/<image> (iad.ocir
                   "iad.ocir.io/mytenancy/calico/node:v3.32.0, not .../mytenancy/calico)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _invoked_as() -> str:
+    """The command as the user typed it: ``calico-oke`` from the installed script, else the module form."""
+    return "calico-oke" if os.path.basename(sys.argv[0]) == "calico-oke" else "python -m calico_component"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m calico_component",
+        prog=prog or _invoked_as(),
         description="Render the Calico manifest for an OKE cluster exactly as Oracle documents it, mirror it for "
         "air-gapped clusters, and check Calico on a cluster.",
         epilog=f"Exit status: 0 on success; 1 when the command fails (one 'error:' line on stderr says why); "

@@ -236,6 +236,19 @@ def test_version_prints_the_installed_distributions_version() -> None:
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"calico-oke {metadata.version('calico-oke')}\n", "")
 
 
+def test_usage_names_the_command_the_user_typed() -> None:
+    """The installed `calico-oke` script says `calico-oke` in its usage and error hints; the module form its own."""
+    script = Path(sys.executable).parent / "calico-oke"
+    assert script.is_file(), f"{script} missing: install the checkout with `pip install -e .` (README, Set-up)"
+    module = run("render", "--calico-version")
+    assert_error(module, "--calico-version", "'python -m calico_component render --help'", code=2)
+    installed = subprocess.run([str(script), "render", "--calico-version"], capture_output=True, text=True,
+                               timeout=120)
+    assert_error(installed, "--calico-version", "'calico-oke render --help'", code=2)
+    helped = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: calico-oke "), helped.stdout[:80]
+
+
 def _field_names() -> set[str]:
     """The component's input names a CLI user never types (snake_case CalicoArgs fields)."""
     import dataclasses
