@@ -12,15 +12,20 @@ from pathlib import Path
 from tests.conftest import REPO, mirror_path
 
 PROGRAM = """
+import threading
+
 import pulumi
 import pulumi_kubernetes
 
 from calico_component import Calico, CalicoArgs
 
+LOCK = threading.Lock()  # the mocks are called from several threads: one whole line each
+
 class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args):
         if args.typ == "pulumi:providers:kubernetes":
-            print("provider", args.name, sorted(args.inputs))
+            with LOCK:
+                print(f"provider {args.name} {sorted(args.inputs)}", flush=True)
         return args.name + "-id", args.inputs
 
     def call(self, args):
