@@ -15,7 +15,10 @@ from tests.conftest import REPO
 PAGE = REPO / "docs" / "troubleshooting.md"
 #: Messages the page quotes from the Pulumi engine rather than from calico-oke; tests/e2e/test_readme_program.py
 #: checks that the engine prints them.
-ENGINE_MESSAGES = ("no resource plugin 'pulumi-resource-calico-oke' found in the workspace",)
+#: The engine's, not calico-oke's: without the Pulumi.yaml entry, when it may download plugins (a user's default) and
+#: when it may not (PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION).
+ENGINE_MESSAGES = ("Could not automatically download and install resource plugin 'pulumi-resource-calico-oke'",
+                   "no resource plugin 'pulumi-resource-calico-oke' found in the workspace")
 #: Where the page leaves out the part of a message that varies.
 ELIDED = "..."
 #: How much fixed text a quote must have to say which message it is.

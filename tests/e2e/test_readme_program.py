@@ -154,12 +154,16 @@ def test_the_readme_steps_from_pulumi_new_to_up(tool_paths: dict[str, Path], nod
         assert "calico-node: 3 of 3 pods updated and ready" in outputs["pulumi up"], outputs["pulumi up"][-3000:]
         assert_installed(node_k8s, "3.32.0")
 
-        # Without the Pulumi.yaml entry the engine does not find calico-oke's provider (not on PATH either).
+        # Without the Pulumi.yaml entry the engine does not find calico-oke's provider (not on PATH either): the
+        # troubleshooting page's messages, as a user's engine says it (it tries get.pulumi.com) and with downloads off.
         declared = (project / "Pulumi.yaml").read_text()
         (project / "Pulumi.yaml").write_text(declared.replace(blocks[1][1], ""))
-        proc = cli("preview", check=False)
-        output = proc.stdout + proc.stderr
-        assert proc.returncode != 0 and all(m in output for m in ENGINE_MESSAGES), output[-3000:]
+        downloading = PulumiCli(tool_paths["pulumi"], project,
+                                {**env, "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "false"}, timeout=600)
+        for engine, message in zip((downloading, cli), ENGINE_MESSAGES, strict=True):
+            proc = engine("preview", check=False)
+            output = proc.stdout + proc.stderr
+            assert proc.returncode != 0 and message in output, output[-3000:]
         (project / "Pulumi.yaml").write_text(declared)
     finally:
         cli("destroy", "--yes", check=False)
