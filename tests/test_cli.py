@@ -242,10 +242,11 @@ def test_usage_names_the_command_the_user_typed() -> None:
     assert script.is_file(), f"{script} missing: install the checkout with `pip install -e .` (README, Set-up)"
     module = run("render", "--calico-version")
     assert_error(module, "--calico-version", "'python -m calico_component render --help'", code=2)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     installed = subprocess.run([str(script), "render", "--calico-version"], capture_output=True, text=True,
-                               timeout=120)
+                               timeout=120, env=env)
     assert_error(installed, "--calico-version", "'calico-oke render --help'", code=2)
-    helped = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    helped = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120, env=env)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: calico-oke "), helped.stdout[:80]
 
 

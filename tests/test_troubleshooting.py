@@ -17,8 +17,9 @@ PAGE = REPO / "docs" / "troubleshooting.md"
 #: checks that the engine prints them.
 #: The engine's, not calico-oke's: without the Pulumi.yaml entry, when it may download plugins (a user's default) and
 #: when it may not (PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION).
-ENGINE_MESSAGES = ("Could not automatically download and install resource plugin 'pulumi-resource-calico-oke'",
-                   "no resource plugin 'pulumi-resource-calico-oke' found in the workspace")
+DOWNLOAD_FAILED = "Could not automatically download and install resource plugin 'pulumi-resource-calico-oke'"
+NOT_FOUND = "no resource plugin 'pulumi-resource-calico-oke' found in the workspace"
+ENGINE_MESSAGES = (DOWNLOAD_FAILED, NOT_FOUND)
 #: Where the page leaves out the part of a message that varies.
 ELIDED = "..."
 #: How much fixed text a quote must have to say which message it is.

@@ -3,6 +3,7 @@ virtualenv beside this checkout, the component builds its providers with every s
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from tests.conftest import REPO, mirror_path
 
 PROGRAM = """
+import json
 import threading
 
 import pulumi
@@ -24,8 +26,10 @@ LOCK = threading.Lock()  # the mocks are called from several threads: one whole 
 class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args):
         if args.typ == "pulumi:providers:kubernetes":
+            settings = {k: v for k, v in args.inputs.items() if k != "kubeconfig"}
+            settings["kubeconfig"] = bool(args.inputs.get("kubeconfig"))
             with LOCK:
-                print(f"provider {args.name} {sorted(args.inputs)}", flush=True)
+                print(f"provider {args.name} {json.dumps(settings, sort_keys=True)}", flush=True)
         return args.name + "-id", args.inputs
 
     def call(self, args):
@@ -77,7 +81,9 @@ def test_the_oldest_pulumi_kubernetes_allowed_builds_the_providers(tmp_path: Pat
     assert f"pulumi-kubernetes {floor}" in proc.stdout
     providers = [line.split(" ", 2) for line in proc.stdout.splitlines() if line.startswith("provider ")]
     assert sorted(name for _, name, _ in providers) == ["calico-k8s", "calico-k8s-crds"], proc.stdout
-    for _, _, keys in providers:
-        for key in ("enableServerSideApply", "enableConfigMapMutable", "enableSecretMutable",
-                    "upsertExistingObjects", "clusterIdentifier", "kubeconfig"):
-            assert f"'{key}'" in keys, (key, keys)
+    for _, name, text in providers:
+        settings = json.loads(text)
+        for key in ("enableServerSideApply", "enableConfigMapMutable", "enableSecretMutable", "upsertExistingObjects",
+                    "kubeconfig"):
+            assert settings.get(key) in (True, "true"), (name, key, settings)
+        assert str(settings.get("clusterIdentifier")).startswith("https://127.0.0.1:6443"), (name, settings)
