@@ -66,7 +66,8 @@ def main() -> int:
             proxied(cp.kubeconfig) as (proxy, kubeconfig), FakeOke() as oke:
         root = Path(tmp)
         oke.kubernetes_endpoint = f"127.0.0.1:{proxy.port}"
-        settings = OciSettings(config_file=str(write_oci_config(root)), endpoint=oke.endpoint)
+        oci_config = str(write_oci_config(root))
+        settings = OciSettings(config_file=oci_config, endpoint=oke.endpoint)
         steps: dict[str, Callable[[], object]] = {
             "identity (kubeconfig)": lambda: identity(kubeconfig),
             "cluster_id and kubeconfig agree (GetCluster)": lambda: disagreement(
@@ -75,8 +76,7 @@ def main() -> int:
             "another network provider": lambda: networks.check_cluster(kubeconfig),
             "retired policy (3.32.0)": lambda: retired.check_cluster(kubeconfig, "3.32.0"),
         }
-        env = {**engine_env(root / "pulumi", paths), OCI_ENDPOINT_ENV: oke.endpoint,
-               "OCI_CONFIG_FILE": str(write_oci_config(root))}
+        env = {**engine_env(root / "pulumi", paths), OCI_ENDPOINT_ENV: oke.endpoint, "OCI_CONFIG_FILE": oci_config}
         cli = PulumiCli(paths["pulumi"], copy_stack_program(root / "program"), env)
         cli("stack", "init", "bench")
         for key, value in {"calicoVersion": "3.32.0", "networkType": "vcn-native", "nodeOs": "oracle-linux-8",

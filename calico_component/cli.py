@@ -181,9 +181,9 @@ def _invoked_as() -> str:
     return "calico-oke" if os.path.basename(sys.argv[0]) == "calico-oke" else "python -m calico_component"
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog=prog or _invoked_as(),
+        prog=_invoked_as(),
         description="Render the Calico manifest for an OKE cluster exactly as Oracle documents it, mirror it for "
         "air-gapped clusters, and check Calico on a cluster.",
         epilog=f"Exit status: 0 on success; 1 when the command fails (one 'error:' line on stderr says why); "

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from calico_component.local.workspace import user_environ
 from tests.conftest import REPO, kubeconfig_text, upstream_bytes, upstream_image, upstream_objects
 from tests.https_server import ManifestServer
 
@@ -242,7 +243,7 @@ def test_usage_names_the_command_the_user_typed() -> None:
     assert script.is_file(), f"{script} missing: install the checkout with `pip install -e .` (README, Set-up)"
     module = run("render", "--calico-version")
     assert_error(module, "--calico-version", "'python -m calico_component render --help'", code=2)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = user_environ({})  # a user's shell: the script alone decides which calico_component it runs
     installed = subprocess.run([str(script), "render", "--calico-version"], capture_output=True, text=True,
                                timeout=120, env=env)
     assert_error(installed, "--calico-version", "'calico-oke render --help'", code=2)

@@ -156,7 +156,8 @@ def test_the_readme_steps_from_pulumi_new_to_up(tool_paths: dict[str, Path], nod
         assert_installed(node_k8s, "3.32.0")
 
         # Without the Pulumi.yaml entry the engine does not find calico-oke's provider (not on PATH either): the
-        # troubleshooting page's messages, as a user's engine says it (it tries get.pulumi.com) and with downloads off.
+        # troubleshooting page's messages, as a user's engine says it (it tries to download the plugin) and with
+        # downloads off.
         declared = (project / "Pulumi.yaml").read_text()
         (project / "Pulumi.yaml").write_text(declared.replace(blocks[1][1], ""))
         downloading = PulumiCli(tool_paths["pulumi"], project,
