@@ -89,15 +89,20 @@ def _api_kind(typ: str) -> tuple[str, str]:
     return api.removeprefix("core/"), kind
 
 
+def _settled(calico: Calico) -> pulumi.Output[list[Any]]:
+    """Every child's URN: a program returning it ends once each of the component's children is registered."""
+    return pulumi.Output.all(*[c.urn for c in calico._children.values()])
+
+
 def run_program(rec: Recorder, build: Callable[[], object], preview: bool = True) -> None:
-    """Run ``build`` as a whole Pulumi program under ``rec``. Its error is raised only once every registration it
-    started has reached ``rec``: right after a constructor raises, a registration it made is still in flight, so
-    ``rec.registered`` looks empty whatever was registered."""
+    """Run ``build`` as a whole Pulumi program under ``rec``, awaiting what it returns (``_settled``, say). Its error
+    is raised only once every registration it started has reached ``rec``: right after a constructor raises, a
+    registration it made is still in flight, so ``rec.registered`` looks empty whatever was registered."""
     pulumi.runtime.set_mocks(rec, preview=preview)
 
     @pulumi.runtime.test
-    def program() -> None:
-        build()
+    def program() -> object:
+        return build()
 
     program()
 
@@ -131,7 +136,7 @@ def test_vcn_native_registers_one_child_per_object(mocks: Recorder, oke: FakeOke
         assert not [r for r in mocks.registered if r[0] in BY_TOKEN]
         assert not oke.requests, "no OCI call without cluster_id"
 
-    urns = pulumi.Output.all(*[c.urn for c in calico._children.values()])
+    urns = _settled(calico)
     return pulumi.Output.all(calico.object_count, calico.resource_names, urns).apply(check)
 
 
@@ -146,7 +151,7 @@ def test_crds_registered_before_the_workloads(mocks: Recorder) -> Any:
         first_workload = min(i for i, t in enumerate(kinds) if t.endswith((":DaemonSet", ":Deployment")))
         assert last_crd < first_workload
 
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    return _settled(calico).apply(check)
 
 
 @pulumi.runtime.test
@@ -172,7 +177,7 @@ def test_flannel_overlay_removal_steps_come_first(mocks: Recorder, oke: FakeOke)
         assert mocks.by_type("pulumi:providers:kubernetes")
         assert oke.requests["GET /20180222/nodePools"] == 1
 
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    return _settled(calico).apply(check)
 
 
 @pulumi.runtime.test
@@ -191,7 +196,7 @@ def test_flannel_removal_without_addon_step(mocks: Recorder, oke: FakeOke) -> An
         assert ds["checkNodes"] is True
         assert not oke.requests
 
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    return _settled(calico).apply(check)
 
 
 @pulumi.runtime.test
@@ -283,7 +288,7 @@ def test_providers_are_set_up_for_in_place_changes(mocks: Recorder) -> Any:
             wanted = "calico-k8s-crds" if t.endswith(":CustomResourceDefinition") else "calico-k8s"
             assert f"::{wanted}::" in mocks.providers[n], (n, mocks.providers[n])
 
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    return _settled(calico).apply(check)
 
 
 def test_adopt_existing_turns_on_upsert_for_every_object(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -314,7 +319,7 @@ def test_kubeconfig_output_is_stored_as_secret_everywhere(mocks: Recorder) -> An
         flannel = next(i for t, n, i in mocks.registered if n == "calico-flannel-daemonset")
         assert _is_secret(flannel["kubeconfig"])
 
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    return _settled(calico).apply(check)
 
 
 def test_malformed_kubeconfig_fails_before_registration() -> None:
@@ -352,7 +357,7 @@ def test_await_timeout_bounds_workloads_only(mocks: Recorder) -> Any:
                 assert timeouts is None, n
         assert kinds["calico-daemonset-kube-system-calico-node"] == "DaemonSet"
 
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    return _settled(calico).apply(check)
 
 
 @pulumi.runtime.test
@@ -366,7 +371,7 @@ def test_only_services_skip_the_await_by_default(mocks: Recorder) -> Any:
         assert skipped["Service"] == "true"
         assert skipped["DaemonSet"] is None and skipped["Deployment"] is None
 
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    return _settled(calico).apply(check)
 
 
 @pulumi.runtime.test
@@ -385,7 +390,7 @@ def test_every_object_is_marked_and_checked_before_anything_exists(mocks: Record
                  for _t, _n, inputs in children}
         assert marks == {me}
 
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    return _settled(calico).apply(check)
 
 
 def test_a_refused_check_registers_no_provider_and_no_object(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -397,15 +402,8 @@ def test_a_refused_check_registers_no_provider_and_no_object(monkeypatch: pytest
 
     monkeypatch.setattr(ownership, "check_cluster", refuse)
     rec = Recorder()
-    pulumi.runtime.set_mocks(rec, preview=True)
-
-    @pulumi.runtime.test
-    def program() -> Any:
-        calico = _calico(kubeconfig=kubeconfig_text())
-        return pulumi.Output.all(*[c.urn for c in calico._children.values()])
-
     with pytest.raises(pulumi.RunError, match="organization/calico-oke/first"):
-        program()
+        run_program(rec, lambda: _settled(_calico(kubeconfig=kubeconfig_text())))
     assert not [t for t, _n, _i in rec.registered if t.startswith(("kubernetes:", "pulumi:providers"))]
 
 
@@ -501,7 +499,7 @@ def test_workloads_wait_for_crds_other_objects_do_not(mocks: Recorder) -> Any:
             else:
                 assert not [d for d in depends[n] if any(d is c for c in crds)], n
 
-    return pulumi.Output.all(*[c.urn for c in calico._children.values()]).apply(check)
+    return _settled(calico).apply(check)
 
 
 def _run_guarded(monkeypatch: pytest.MonkeyPatch, version: str, rec: Recorder | None = None, preview: bool = True,
@@ -511,14 +509,7 @@ def _run_guarded(monkeypatch: pytest.MonkeyPatch, version: str, rec: Recorder | 
     warnings: list[str] = warned if warned is not None else []
     monkeypatch.setattr(pulumi.log, "warn", lambda msg, *_a, **_k: warnings.append(str(msg)))
     rec = rec or Recorder()
-    pulumi.runtime.set_mocks(rec, preview=preview)
-
-    @pulumi.runtime.test
-    def program() -> Any:
-        calico = _calico(calico_version=version, **kw)
-        return pulumi.Output.all(*[c.urn for c in calico._children.values()])
-
-    program()
+    run_program(rec, lambda: _settled(_calico(calico_version=version, **kw)), preview)
     return rec, warnings
 
 
@@ -592,14 +583,7 @@ def test_no_cluster_named_is_refused_before_anything_is_registered() -> None:
     provider, the constructor refuses, naming the three ways to name a cluster, and registers nothing: the default
     provider (the machine's current kube context) is never used."""
     rec = Recorder()
-    pulumi.runtime.set_mocks(rec, preview=True)
-
-    @pulumi.runtime.test
-    def program() -> Any:
-        calico = Calico("calico", _args(), users_provider())
-        return pulumi.Output.all(*[c.urn for c in calico._children.values()])
-
-    program()
+    run_program(rec, lambda: _settled(Calico("calico", _args(), users_provider())))
     assert len(_k8s(rec)) == len(upstream_objects("3.28.0", "calico-policy-only.yaml"))
     assert all("::users-cluster::" in rec.providers[n] for _t, n, _i in _k8s(rec))
     refused = Recorder()
